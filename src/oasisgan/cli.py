@@ -1,0 +1,62 @@
+"""`oasis <command>`: the command-line front door.
+
+Each command lives in its own module under `oasisgan.commands` with two functions:
+`register(subparsers)` adds its parser (and `set_defaults(func=run)`), `run(args) -> int`.
+Heavy imports stay inside `run` so that `oasis --help` is instant.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import List, Optional
+
+from . import __version__
+
+# Order is the order of `oasis --help`.
+COMMANDS = ["info", "data", "train", "synthesize", "export", "evaluate", "segmenter",
+            "convert_official", "app"]
+
+
+class CLIError(Exception):
+    """A user-facing error: printed without a traceback, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="oasis", description="OASIS semantic image synthesis: train, synthesise, evaluate.")
+    parser.add_argument("--version", action="version", version=f"oasisgan {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"oasisgan.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"oasisgan.commands.{name}":
+                continue  # command not part of this build
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0 if args.command is None else 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # known user-facing errors get one clean line
+        from .errors import is_user_error
+
+        if is_user_error(e):
+            print(f"oasis {args.command}: error: {e}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per `oasis` command: `register(subparsers)` and `run(args)`."""

@@ -1,0 +1,46 @@
+"""Argument helpers shared by several commands."""
+from __future__ import annotations
+
+import argparse
+from typing import Any, Dict, List, Optional
+
+from ..config import PRESETS, OASISConfig, load_config_file, parse_value
+
+
+def add_preset_args(p: argparse.ArgumentParser, required: bool = False) -> None:
+    p.add_argument("--preset", choices=list(PRESETS), required=required, default=None if required else None,
+                   help="dataset preset with the paper's settings")
+    p.add_argument("--config", metavar="FILE.yaml", default=None,
+                   help="YAML/JSON file of config fields (applied after the preset)")
+    p.add_argument("--set", metavar="FIELD=VALUE", action="append", default=[],
+                   help="override any config field, e.g. --set channels_G=32 (repeatable)")
+
+
+def parse_set_overrides(items: List[str]) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            from ..config import ConfigError
+
+            raise ConfigError(f"--set expects FIELD=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        k = k.strip().replace("-", "_")
+        out[k] = parse_value(k, v)
+    return out
+
+
+def config_overrides(args: argparse.Namespace, explicit: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """Config file fields, then --set fields, then explicit flags that were given."""
+    out: Dict[str, Any] = {}
+    if getattr(args, "config", None):
+        out.update(load_config_file(args.config))
+    out.update(parse_set_overrides(getattr(args, "set", []) or []))
+    for k, v in (explicit or {}).items():
+        if v is not None:
+            out[k] = v
+    return out
+
+
+def format_config(cfg: OASISConfig) -> str:
+    return "\n".join(f"  {k:>18}: {v}" for k, v in cfg.to_dict().items()
+                     if k not in ("class_names", "palette"))

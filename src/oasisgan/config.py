@@ -1,0 +1,287 @@
+"""Typed configuration and the per-dataset presets of the paper.
+
+One flat dataclass, because the official code's options are flat too: every field maps
+one-to-one to an official option (see ``OFFICIAL_OPTION_NAMES``) or is an addition of ours
+with a default that keeps the official behaviour.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message names the field."""
+
+
+@dataclass
+class OASISConfig:
+    # --- dataset ---------------------------------------------------------------------------
+    preset: str = "ade20k"
+    dataset: str = "ade20k"  # loader: ade20k | ade20k-outdoor | cityscapes | coco-stuff | custom
+    semantic_nc: int = 151  # number of label channels, don't-care included
+    dontcare_label: Optional[int] = 0  # label id ignored by the losses (None: every id counts)
+    class_names: Optional[List[str]] = None
+    palette: Optional[List[List[int]]] = None  # RGB per class id, for colour labels and display
+    crop_size: int = 256  # width of the generated image
+    aspect_ratio: float = 1.0  # width / height
+    load_size: int = 286  # training images are resized to this (width) before the random crop
+    no_flip: bool = False
+    # --- generator -------------------------------------------------------------------------
+    channels_G: int = 64
+    num_res_blocks: int = 6
+    z_dim: int = 64
+    noise_3d: bool = True  # official: not --no_3dnoise
+    spade_ks: int = 3
+    spade_hidden: int = 128
+    param_free_norm: str = "syncbatch"  # batch | syncbatch | instance
+    spectral_norm: bool = True
+    # --- discriminator ---------------------------------------------------------------------
+    channels_D: int = 64  # 64 gives the official widths 128,128,256,256,512,512 (and 64 at the end)
+    # --- losses ----------------------------------------------------------------------------
+    class_balancing: bool = True
+    labelmix: bool = True
+    lambda_labelmix: float = 10.0
+    add_vgg_loss: bool = False
+    lambda_vgg: float = 10.0
+    vgg_weights: Optional[str] = None  # local path to torchvision-layout VGG19 ImageNet weights
+    # --- optimisation ----------------------------------------------------------------------
+    batch_size: int = 32
+    num_epochs: int = 200
+    iters: Optional[int] = None  # total iterations; overrides num_epochs when set
+    lr_g: float = 1e-4
+    lr_d: float = 4e-4
+    beta1: float = 0.0
+    beta2: float = 0.999
+    ema: bool = True
+    ema_decay: float = 0.9999
+    bn_stats_batches: int = 50  # official: up to 51 batches through the EMA generator in train mode
+    seed: int = 42
+    # --- bookkeeping -----------------------------------------------------------------------
+    num_workers: int = 4
+    freq_print: int = 1000  # sample grid every N iterations
+    freq_save_latest: int = 10000
+    freq_save_ckpt: int = 20000  # iter_<N>.ckpt
+    freq_fid: int = 5000  # evaluation every N iterations (0: off)
+    eval_metrics: str = "fid"
+    log_every: int = 10
+    # --- speed (opt-in unless mathematically identical) ------------------------------------
+    amp: str = "none"  # none | bf16 | fp16
+    channels_last: bool = False
+    compile: bool = False
+    fast_spade: bool = True  # exact reformulation of SPADE's label convolutions (see nn/spade.py)
+
+    # ------------------------------------------------------------------------------------------
+    @property
+    def height(self) -> int:
+        return int(round(self.crop_size / self.aspect_ratio))
+
+    @property
+    def width(self) -> int:
+        return self.crop_size
+
+    @property
+    def resolution(self) -> Tuple[int, int]:
+        return self.height, self.width
+
+    @property
+    def size_multiple(self) -> int:
+        """Generated sizes must be multiples of this (one 2x upsampling per block but the last)."""
+        return 2 ** (self.num_res_blocks - 1)
+
+    def validate(self) -> "OASISConfig":
+        def bad(name: str, why: str):
+            raise ConfigError(f"config field '{name}' = {getattr(self, name)!r}: {why}")
+
+        if self.semantic_nc < 2:
+            bad("semantic_nc", "needs at least 2 label channels")
+        if self.dontcare_label is not None and not 0 <= self.dontcare_label < self.semantic_nc:
+            bad("dontcare_label", f"must lie in 0..{self.semantic_nc - 1} or be null")
+        if self.num_res_blocks < 2:
+            bad("num_res_blocks", "must be at least 2")
+        m = self.size_multiple
+        if self.crop_size % m or self.height % m:
+            bad("crop_size", f"the image size {self.height}x{self.width} must be a multiple of {m} "
+                f"(2**(num_res_blocks-1)) in both directions")
+        if self.load_size < self.crop_size:
+            bad("load_size", f"must be >= crop_size ({self.crop_size})")
+        if self.param_free_norm not in ("batch", "syncbatch", "instance"):
+            bad("param_free_norm", "must be one of batch, syncbatch, instance")
+        if self.amp not in ("none", "bf16", "fp16"):
+            bad("amp", "must be one of none, bf16, fp16")
+        for name in ("channels_G", "channels_D", "z_dim", "batch_size", "spade_hidden"):
+            if getattr(self, name) < 1:
+                bad(name, "must be positive")
+        if not 0.0 <= self.ema_decay < 1.0:
+            bad("ema_decay", "must lie in [0, 1)")
+        if self.class_names is not None and len(self.class_names) != self.semantic_nc:
+            bad("class_names", f"has {len(self.class_names)} names for {self.semantic_nc} classes")
+        if self.palette is not None and len(self.palette) != self.semantic_nc:
+            bad("palette", f"has {len(self.palette)} colours for {self.semantic_nc} classes")
+        return self
+
+    # --- (de)serialisation ---------------------------------------------------------------------
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], strict: bool = True) -> "OASISConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown and strict:
+            raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
+        return cls(**{k: v for k, v in data.items() if k in known}).validate()
+
+    def replace(self, **overrides: Any) -> "OASISConfig":
+        unknown = sorted(set(overrides) - {f.name for f in fields(self)})
+        if unknown:
+            raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
+        return dataclasses.replace(self, **overrides).validate()
+
+    def class_name(self, idx: int) -> str:
+        if self.class_names is not None:
+            return self.class_names[idx]
+        return f"class_{idx}"
+
+
+def _field_types() -> Dict[str, Any]:
+    return {f.name: f.type for f in fields(OASISConfig)}
+
+
+def parse_value(name: str, text: str) -> Any:
+    """Parse a command-line string for field `name` into its typed value."""
+    types = _field_types()
+    if name not in types:
+        raise ConfigError(f"unknown config field '{name}'")
+    t = str(types[name])
+    low = text.strip().lower()
+    if "Optional" in t and low in ("none", "null", ""):
+        return None
+    try:
+        if t.startswith("bool") or t == "<class 'bool'>":
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if "List" in t:
+            return json.loads(text)
+        if "int" in t:
+            return int(text)
+        if "float" in t:
+            return float(text)
+    except ValueError:
+        raise ConfigError(f"config field '{name}': cannot read {text!r} as {t}") from None
+    return text
+
+
+# ----------------------------------------------------------------------------------------------
+# Presets: the paper's settings (official config.py + dataloaders) and two of ours.
+# ----------------------------------------------------------------------------------------------
+PRESETS: Dict[str, Dict[str, Any]] = {
+    "ade20k": dict(dataset="ade20k", semantic_nc=151, crop_size=256, load_size=286, aspect_ratio=1.0,
+                   lr_g=1e-4, lr_d=4e-4, lambda_labelmix=10.0, ema_decay=0.9999, batch_size=32,
+                   num_epochs=200, freq_fid=5000),
+    "ade20k-outdoor": dict(dataset="ade20k-outdoor", semantic_nc=151, crop_size=256, load_size=286,
+                           aspect_ratio=1.0, lr_g=1e-4, lr_d=4e-4, lambda_labelmix=10.0,
+                           ema_decay=0.9999, batch_size=32, num_epochs=200, freq_fid=5000),
+    "cityscapes": dict(dataset="cityscapes", semantic_nc=35, crop_size=512, load_size=512, aspect_ratio=2.0,
+                       lr_g=4e-4, lr_d=4e-4, lambda_labelmix=5.0, ema_decay=0.999, batch_size=20,
+                       num_epochs=200, freq_fid=2500),
+    "coco-stuff": dict(dataset="coco-stuff", semantic_nc=183, crop_size=256, load_size=286, aspect_ratio=1.0,
+                       lr_g=1e-4, lr_d=4e-4, lambda_labelmix=10.0, ema_decay=0.9999, batch_size=32,
+                       num_epochs=100, freq_fid=5000),
+    # Users' own data: classes, names and palette come from the dataset's `classes` file.
+    "custom": dict(dataset="custom", semantic_nc=0, crop_size=256, load_size=286, aspect_ratio=1.0,
+                   lr_g=1e-4, lr_d=4e-4, lambda_labelmix=10.0, ema_decay=0.9999, batch_size=32,
+                   num_epochs=200, freq_fid=5000),
+    # The embedded toy dataset (`oasis data toy`): sized for a laptop CPU.
+    "toy": dict(dataset="custom", semantic_nc=0, crop_size=64, load_size=64, aspect_ratio=1.0,
+                channels_G=16, channels_D=16, num_res_blocks=4, spade_hidden=32, z_dim=16,
+                lr_g=4e-4, lr_d=4e-4, lambda_labelmix=10.0, ema_decay=0.99, batch_size=8,
+                num_epochs=200, iters=1500, num_workers=2, freq_print=250, freq_save_latest=250,
+                freq_save_ckpt=0, freq_fid=0, bn_stats_batches=10, log_every=10),
+}
+# Presets whose classes come from the data (`semantic_nc=0` until the classes file is read).
+DATA_DEFINED_PRESETS = ("custom", "toy")
+
+
+def preset(name: str, **overrides: Any) -> OASISConfig:
+    """The config of a preset, with field overrides applied and validated.
+
+    For ``custom`` and ``toy`` pass ``semantic_nc`` (or use ``oasisgan.data.config_for_root``).
+    """
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    values = dict(PRESETS[name], preset=name)
+    values.update(overrides)
+    if values["semantic_nc"] == 0:
+        raise ConfigError(f"preset {name!r} takes its classes from the dataset's classes file: "
+                          "give --data-root (or semantic_nc)")
+    return OASISConfig(**values).validate()
+
+
+def load_config_file(path: Union[str, Path]) -> Dict[str, Any]:
+    """Read a YAML or JSON file of config fields (a flat mapping)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text) if path.suffix.lower() in (".yaml", ".yml") else json.loads(text)
+    except Exception as e:  # yaml and json raise different types
+        raise ConfigError(f"config file {path} is not valid {path.suffix[1:].upper()}: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of field: value")
+    if "config" in data and isinstance(data["config"], dict):
+        data = data["config"]
+    unknown = sorted(set(data) - {f.name for f in fields(OASISConfig)})
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown field(s) {', '.join(unknown)}")
+    return data
+
+
+# Official option name -> our field (and a converter); used to read opt.pkl / opt.txt.
+OFFICIAL_OPTION_NAMES: Dict[str, Tuple[str, Any]] = {
+    "semantic_nc": ("semantic_nc", int),
+    "crop_size": ("crop_size", int),
+    "load_size": ("load_size", int),
+    "aspect_ratio": ("aspect_ratio", float),
+    "no_flip": ("no_flip", bool),
+    "channels_G": ("channels_G", int),
+    "channels_D": ("channels_D", int),
+    "num_res_blocks": ("num_res_blocks", int),
+    "z_dim": ("z_dim", int),
+    "no_3dnoise": ("noise_3d", lambda v: not v),
+    "spade_ks": ("spade_ks", int),
+    "param_free_norm": ("param_free_norm", str),
+    "no_spectral_norm": ("spectral_norm", lambda v: not v),
+    "no_balancing_inloss": ("class_balancing", lambda v: not v),
+    "no_labelmix": ("labelmix", lambda v: not v),
+    "lambda_labelmix": ("lambda_labelmix", float),
+    "add_vgg_loss": ("add_vgg_loss", bool),
+    "lambda_vgg": ("lambda_vgg", float),
+    "batch_size": ("batch_size", int),
+    "num_epochs": ("num_epochs", int),
+    "lr_g": ("lr_g", float),
+    "lr_d": ("lr_d", float),
+    "beta1": ("beta1", float),
+    "beta2": ("beta2", float),
+    "no_EMA": ("ema", lambda v: not v),
+    "EMA_decay": ("ema_decay", float),
+    "seed": ("seed", int),
+    "freq_print": ("freq_print", int),
+    "freq_save_ckpt": ("freq_save_ckpt", int),
+    "freq_save_latest": ("freq_save_latest", int),
+    "freq_fid": ("freq_fid", int),
+    "num_workers": ("num_workers", int),
+}
+OFFICIAL_DATASET_MODES = {"ade20k": "ade20k", "cityscapes": "cityscapes", "coco": "coco-stuff"}

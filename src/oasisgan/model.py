@@ -1,0 +1,70 @@
+"""`oasisgan.load`: a trained OASIS model ready for synthesis."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+
+from .checkpoint import CheckpointError, read_checkpoint
+from .config import OASISConfig
+from .nn import Discriminator, Generator
+
+
+def _load_into(module: torch.nn.Module, state, path, what: str) -> None:
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: the {what} weights do not fit the config: "
+                              f"{str(e).splitlines()[0]} ...") from None
+
+
+class OASISModel:
+    """A loaded model: `.config`, `.generator` (EMA weights, eval mode), `.discriminator` or None.
+
+    The synthesis methods (`synthesize`, noise helpers) live in `oasisgan.synthesis` and are
+    bound here so that `oasisgan.load(path).synthesize(label)` works.
+    """
+
+    def __init__(self, config: OASISConfig, generator: Generator,
+                 discriminator: Optional[Discriminator] = None, path: Optional[Path] = None):
+        self.config, self.generator, self.discriminator, self.path = config, generator, discriminator, path
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.generator.parameters()).device
+
+    def to(self, device) -> "OASISModel":
+        self.generator.to(device)
+        if self.discriminator is not None:
+            self.discriminator.to(device)
+        return self
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"OASISModel(preset={c.preset!r}, classes={c.semantic_nc}, "
+                f"resolution={c.height}x{c.width}, device={self.device})")
+
+
+def load(path: Union[str, Path], device: Union[str, torch.device] = "cpu",
+         discriminator: bool = True) -> OASISModel:
+    """Load an oasisgan checkpoint (ours: see `oasisgan.checkpoint`) onto `device`.
+
+    The generator is the EMA generator when the checkpoint has one, in eval mode.
+    """
+    path = Path(path)
+    ckpt = read_checkpoint(path)
+    try:
+        config = OASISConfig.from_dict(ckpt["config"], strict=False)
+    except Exception as e:
+        raise CheckpointError(f"{path}: invalid config: {e}") from None
+    gen = Generator.from_config(config, init=False)
+    state = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["generator"]
+    _load_into(gen, state, path, "generator")
+    gen.eval().requires_grad_(False)
+    disc = None
+    if discriminator and ckpt.get("discriminator") is not None:
+        disc = Discriminator.from_config(config, init=False)
+        _load_into(disc, ckpt["discriminator"], path, "discriminator")
+        disc.eval().requires_grad_(False)
+    return OASISModel(config, gen, disc, path).to(device)

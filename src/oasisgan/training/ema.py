@@ -1,0 +1,46 @@
+"""EMA of the generator, exactly as the official code: over the whole state dict."""
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import torch
+import torch.nn as nn
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """ema = ema * decay + model * (1 - decay) for every entry of the state dict.
+
+    Buffers are averaged too (BatchNorm running stats, spectral-norm u/v vectors), and the
+    result is copied back into each tensor's own dtype, so integer buffers such as
+    `num_batches_tracked` are truncated exactly as the official `copy_` does.
+    """
+    ema_state, state = ema.state_dict(), model.state_dict()
+    for key, value in ema_state.items():
+        value.copy_(value * decay + state[key].to(value.device) * (1 - decay))
+
+
+@torch.no_grad()
+def recollect_bn_stats(ema: nn.Module, batches: Iterable, num_batches: int = 50,
+                       forward: Callable = None) -> int:
+    """Refresh the EMA generator's BatchNorm statistics, as the official code does before each
+    sample grid, evaluation and checkpoint: run it in train mode over up to `num_batches` + 1
+    training batches (the official loop breaks after the 51st). Returns the batches used.
+
+    `forward(ema, batch)` runs the generator on one batch (default: `ema(batch)`).
+    """
+    was_training = ema.training
+    ema.train()
+    used = 0
+    try:
+        for batch in batches:
+            if forward is None:
+                ema(batch)
+            else:
+                forward(ema, batch)
+            used += 1
+            if used > num_batches:
+                break
+    finally:
+        ema.train(was_training)
+    return used
