@@ -85,7 +85,7 @@ def make_checkpoint(config, ema=None, generator=None, discriminator=None,
         "generator": state(generator),
         "discriminator": state(discriminator),
         "training": training,
-        "meta": dict({"oasisgan": __version__, "torch": torch.__version__}, **(meta or {})),
+        "meta": dict({"oasisgan": __version__, "torch": str(torch.__version__)}, **(meta or {})),
     }
 
 

@@ -257,7 +257,6 @@ OFFICIAL_OPTION_NAMES: Dict[str, Tuple[str, Any]] = {
     "aspect_ratio": ("aspect_ratio", float),
     "no_flip": ("no_flip", bool),
     "channels_G": ("channels_G", int),
-    "channels_D": ("channels_D", int),
     "num_res_blocks": ("num_res_blocks", int),
     "z_dim": ("z_dim", int),
     "no_3dnoise": ("noise_3d", lambda v: not v),

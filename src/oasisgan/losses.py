@@ -106,11 +106,9 @@ class VGG19Features(nn.Module):
                 raise ValueError(f"VGG19 weights {weights}: missing keys {missing[:4]}...")
         for p in self.parameters():
             p.requires_grad_(False)
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
 
     def forward(self, x: torch.Tensor):
-        # The official VGG loss feeds the [-1, 1] images directly; we keep that.
+        # The official VGG loss feeds the [-1, 1] images without ImageNet normalisation.
         out, h = [], x
         prev = 0
         for end in self._SLICES:

@@ -1,0 +1,101 @@
+"""EMA over the whole state (buffers included), BN re-collection, checkpoint round trip."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import oasisgan
+from oasisgan import Generator, preset
+from oasisgan.checkpoint import CheckpointError, atomic_save, read_checkpoint, save_checkpoint
+from oasisgan.labels import one_hot
+from oasisgan.training.ema import recollect_bn_stats, update_ema
+
+
+def tiny_cfg(**kw):
+    return preset("ade20k", semantic_nc=6, channels_G=2, channels_D=2, crop_size=32, load_size=32, z_dim=4, **kw)
+
+
+def test_ema_averages_parameters_and_buffers_like_official():
+    cfg = tiny_cfg()
+    g, ema = Generator.from_config(cfg), Generator.from_config(cfg)
+    with torch.no_grad():
+        for t in g.state_dict().values():
+            t.add_(1) if t.is_floating_point() else t.add_(12345)
+    before = {k: v.clone() for k, v in ema.state_dict().items()}
+    update_ema(ema, g, 0.9)
+    for k, v in ema.state_dict().items():
+        expect = before[k] * 0.9 + g.state_dict()[k] * (1 - 0.9)
+        if v.is_floating_point():
+            assert torch.allclose(v, expect), k  # weights, BN running stats, spectral-norm u/v
+        else:  # num_batches_tracked: the official copy_ truncates into the integer buffer
+            assert torch.equal(v, expect.to(v.dtype)), k
+    assert any("running_var" in k for k in before) and any("weight_u" in k for k in before)
+
+
+def test_recollect_bn_stats_runs_train_mode_over_51_batches():
+    cfg = tiny_cfg()
+    ema = Generator.from_config(cfg).eval()
+    label = one_hot(torch.randint(0, 6, (2, 32, 32)), 6)
+    seen = []
+    used = recollect_bn_stats(ema, iter([label] * 100), num_batches=50,
+                              forward=lambda m, b: seen.append(m.training) or m(b))
+    assert used == 51 and all(seen) and not ema.training
+    assert not torch.equal(ema.body[0].norm_0.first_norm.running_mean, torch.zeros_like(
+        ema.body[0].norm_0.first_norm.running_mean))
+
+
+def test_checkpoint_round_trip_and_load(tmp_path):
+    cfg = tiny_cfg()
+    g, ema = Generator.from_config(cfg), Generator.from_config(cfg)
+    path = save_checkpoint(tmp_path / "m.ckpt", config=cfg, ema=ema, generator=g)
+    model = oasisgan.load(path)
+    assert model.config == cfg and model.discriminator is None and not model.generator.training
+    label = one_hot(torch.randint(0, 6, (1, 32, 32)), 6)
+    z = torch.randn(1, 4)
+    with torch.no_grad():
+        assert torch.equal(model.generator(label, z), ema.eval()(label, z))
+    assert "oasisgan" in read_checkpoint(path)["meta"]
+
+
+def test_checkpoint_never_unpickles_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    torch.save({"format": "oasisgan", "version": 1, "config": {}, "ema": Evil()}, tmp_path / "bad.ckpt")
+    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+        read_checkpoint(tmp_path / "bad.ckpt")
+    torch.save({"a": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not an oasisgan checkpoint"):
+        read_checkpoint(tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not found"):
+        read_checkpoint(tmp_path / "nope.ckpt")
+
+
+def test_atomic_save_keeps_previous_file_when_killed(tmp_path):
+    path = tmp_path / "latest.ckpt"
+    atomic_save({"v": torch.ones(3)}, path)
+    # a child process writing a huge checkpoint is SIGKILLed mid-save
+    code = ("import torch, sys\nsys.path.insert(0, %r)\nfrom oasisgan.checkpoint import atomic_save\n"
+            "atomic_save({'v': torch.zeros(400_000_000 // 4)}, %r)\n") % (
+        os.path.join(os.path.dirname(oasisgan.__file__), ".."), str(path))
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    import time
+
+    deadline = time.time() + 30
+    while time.time() < deadline and not any(p.name.endswith(".tmp") for p in tmp_path.iterdir()):
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait()
+    assert torch.equal(torch.load(path, weights_only=True)["v"], torch.ones(3))
+
+
+def test_gpu_saved_tensors_load_on_cpu(tmp_path):
+    # map_location='cpu' is what makes CUDA-saved files load here; check it is applied
+    cfg = tiny_cfg()
+    g = Generator.from_config(cfg)
+    path = save_checkpoint(tmp_path / "m.ckpt", config=cfg, ema=g)
+    ckpt = read_checkpoint(path)
+    assert all(v.device.type == "cpu" for v in ckpt["ema"].values())
