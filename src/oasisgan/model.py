@@ -9,6 +9,7 @@ import torch
 from .checkpoint import CheckpointError, read_checkpoint
 from .config import OASISConfig
 from .nn import Discriminator, Generator
+from .synthesis import SynthesisMixin
 
 
 def _load_into(module: torch.nn.Module, state, path, what: str) -> None:
@@ -19,7 +20,7 @@ def _load_into(module: torch.nn.Module, state, path, what: str) -> None:
                               f"{str(e).splitlines()[0]} ...") from None
 
 
-class OASISModel:
+class OASISModel(SynthesisMixin):
     """A loaded model: `.config`, `.generator` (EMA weights, eval mode), `.discriminator` or None.
 
     The synthesis methods (`synthesize`, noise helpers) live in `oasisgan.synthesis` and are
