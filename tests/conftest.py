@@ -21,3 +21,11 @@ def shared_dir() -> Path:
 def _threads():
     torch.set_num_threads(2)
     yield
+
+
+@pytest.fixture(scope="session")
+def toy_root(tmp_path_factory) -> Path:
+    """A small toy dataset (64 train / 16 val, 64x64, seed 0) in the custom layout, for everyone's tests."""
+    from oasisgan.data.toy import generate_toy
+
+    return generate_toy(tmp_path_factory.mktemp("toy"), size=64, n_train=64, n_val=16, seed=0, workers=1)
