@@ -1,0 +1,414 @@
+"""The painter's engine: everything the web page asks of the model, with every input validated.
+
+Nothing here knows about HTTP: `Painter` takes plain Python values (decoded JSON) and returns
+plain values or raises `RequestError`, whose message is shown on the page.
+
+The noise protocol is stateless. The page keeps, beside its label map, a *seed map*: a list of
+seeds and, per pixel, the index of the seed whose noise that pixel gets. "New image" is one seed
+everywhere; "resample this class / region" gives the pixels of the class / rectangle a new seed
+and keeps every other pixel's. The server rebuilds the spatial noise from (seeds, map) on every
+request, so any image can be reproduced from what the page holds, no session state is kept, and
+a restarted server gives the same pictures.
+
+Per pixel the noise is the 64-d (z_dim) vector that `oasisgan.synthesis.sample_noise(model, 1,
+seed)` draws for that seed: constant over a region, as OASIS is trained (one vector broadcast over
+the image), so a region with one seed looks like a normal OASIS image and a resampled region like
+the same scene with another z there. One seed everywhere is exactly `synthesize(model, label,
+seed=seed)`.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import math
+import threading
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ..labels import one_hot, palette_array, to_uint8_image
+
+MAX_SEED = 2**31 - 1
+MAX_SEEDS = 1024  # distinct seeds in one seed map
+MAX_UPLOAD_BYTES = 16 * 2**20  # an uploaded label file
+MAX_UPLOAD_PIXELS = 64 * 2**20  # decompression-bomb guard
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+class RequestError(ValueError):
+    """Bad input from the page; `status` is the HTTP status, the message is shown to the user."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+# ------------------------------------------------------------------------------------------------
+# small validators
+
+def _require(obj: Any, key: str, kind, what: Optional[str] = None):
+    if not isinstance(obj, dict):
+        raise RequestError("the request body must be a JSON object")
+    if key not in obj:
+        raise RequestError(f"missing field '{key}'")
+    value = obj[key]
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RequestError(f"field '{key}' must be an integer{what or ''}")
+    elif not isinstance(value, kind):
+        name = getattr(kind, "__name__", str(kind))
+        raise RequestError(f"field '{key}' must be {what or 'a ' + name}")
+    return value
+
+
+def parse_seed(value: Any, field: str = "seed") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise RequestError(f"'{field}' must be an integer in 0..{MAX_SEED}, got {str(value)[:40]!r}")
+    return value
+
+
+def _b64decode(data: Any, field: str) -> bytes:
+    if not isinstance(data, str):
+        raise RequestError(f"'{field}' must be a base64 string")
+    if data.startswith("data:"):
+        data = data.split(",", 1)[-1]
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise RequestError(f"'{field}' is not valid base64") from None
+
+
+def _png_bytes(img) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+# ------------------------------------------------------------------------------------------------
+
+class Painter:
+    """The model behind the page. Thread-safe: one synthesis at a time (the model is shared)."""
+
+    def __init__(self, model, title: Optional[str] = None):
+        self.model = model
+        cfg = model.config
+        self.cfg = cfg
+        self.height, self.width = int(cfg.height), int(cfg.width)
+        self.num_classes = int(cfg.semantic_nc)
+        self.dontcare = cfg.dontcare_label
+        self.palette = palette_array(cfg.palette, self.num_classes)[: self.num_classes]
+        self.names = [cfg.class_name(i) for i in range(self.num_classes)]
+        self.z_dim = int(cfg.z_dim)
+        self.noise = bool(getattr(cfg, "noise_3d", True))
+        self.dtype = np.uint8 if self.num_classes <= 256 else np.uint16
+        self.encoding = "u8" if self.dtype == np.uint8 else "u16"
+        self.title = title or (model.path.name if getattr(model, "path", None) else cfg.preset)
+        self._lock = threading.Lock()
+        self._noise_cache: Dict[int, torch.Tensor] = {}
+        self.last_ms: Optional[float] = None
+        # first colour wins where a palette repeats a colour (Cityscapes' black classes)
+        self._colour_to_id: Dict[int, int] = {}
+        for i, (r, g, b) in enumerate(self.palette.astype(np.int64)):
+            self._colour_to_id.setdefault((r << 16) | (g << 8) | b, i)
+
+    # --- the page's static description -----------------------------------------------------------
+    def info(self) -> Dict[str, Any]:
+        cfg = self.cfg
+        return {
+            "title": self.title,
+            "preset": cfg.preset,
+            "height": self.height,
+            "width": self.width,
+            "size_multiple": int(cfg.size_multiple),
+            "num_classes": self.num_classes,
+            "classes": [{"id": i, "name": self.names[i], "color": [int(c) for c in self.palette[i]]}
+                        for i in range(self.num_classes)],
+            "dontcare": self.dontcare,
+            "noise": self.noise,
+            "z_dim": self.z_dim,
+            "encoding": self.encoding,
+            "max_seed": MAX_SEED,
+            "max_seeds": MAX_SEEDS,
+            "max_upload_bytes": MAX_UPLOAD_BYTES,
+            "device": str(self.model.device),
+            "last_ms": self.last_ms,
+        }
+
+    # --- maps over the wire: {"encoding": "u8"|"u16", "data": base64 of H*W little-endian ints} ---
+    def encode_map(self, arr: np.ndarray) -> Dict[str, str]:
+        dtype = np.dtype(self.dtype).newbyteorder("<")
+        return {"encoding": self.encoding, "data": base64.b64encode(arr.astype(dtype).tobytes()).decode()}
+
+    def decode_map(self, obj: Any, field: str, limit: int) -> np.ndarray:
+        """A (H, W) int64 map with values in [0, limit)."""
+        if not isinstance(obj, dict):
+            raise RequestError(f"'{field}' must be an object {{encoding, data}}")
+        enc = obj.get("encoding")
+        if enc not in ("u8", "u16"):
+            raise RequestError(f"'{field}.encoding' must be 'u8' or 'u16'")
+        raw = _b64decode(obj.get("data"), f"{field}.data")
+        itemsize = 1 if enc == "u8" else 2
+        n = self.height * self.width
+        if len(raw) != n * itemsize:
+            raise RequestError(f"'{field}' has {len(raw) // itemsize} values; the model needs "
+                               f"{self.height}x{self.width} = {n}")
+        arr = np.frombuffer(raw, dtype=np.uint8 if itemsize == 1 else np.dtype("<u2"))
+        arr = arr.astype(np.int64).reshape(self.height, self.width)
+        top = int(arr.max())
+        if top >= limit:
+            raise RequestError(f"'{field}' holds the value {top}; valid values are 0..{limit - 1}")
+        return arr
+
+    def parse_label(self, body: Any) -> np.ndarray:
+        return self.decode_map(_require(body, "label", dict, "an object {encoding, data}"),
+                               "label", self.num_classes)
+
+    def parse_noise(self, body: Any) -> Tuple[List[int], Optional[np.ndarray]]:
+        noise = body.get("noise") if isinstance(body, dict) else None
+        if noise is None:  # a plain seed (or 0)
+            seed = body.get("seed", 0) if isinstance(body, dict) else 0
+            return [parse_seed(seed)], None
+        if not isinstance(noise, dict):
+            raise RequestError("'noise' must be an object {seeds, map}")
+        seeds = noise.get("seeds")
+        if not isinstance(seeds, list) or not 1 <= len(seeds) <= MAX_SEEDS:
+            raise RequestError(f"'noise.seeds' must be a list of 1..{MAX_SEEDS} seeds")
+        seeds = [parse_seed(s, "noise.seeds[]") for s in seeds]
+        if noise.get("map") is None:
+            if len(seeds) != 1:
+                raise RequestError("'noise.map' is needed when there is more than one seed")
+            return seeds, None
+        return seeds, self.decode_map(noise["map"], "noise.map", len(seeds))
+
+    # --- noise ----------------------------------------------------------------------------------
+    def seed_vector(self, seed: int) -> torch.Tensor:
+        """The (z_dim,) noise vector of a seed, as `synthesis.sample_noise(model, 1, seed)`."""
+        v = self._noise_cache.get(seed)
+        if v is None:
+            try:
+                from ..synthesis import sample_noise
+            except ImportError:  # pragma: no cover - before the synthesis module exists
+                sample_noise = None
+            if sample_noise is not None:
+                v = sample_noise(self.model, 1, seed=seed).reshape(-1)[: self.z_dim]
+            else:
+                g = torch.Generator().manual_seed(seed)
+                v = torch.randn(1, self.z_dim, generator=g)[0]
+            v = v.detach().float().cpu()
+            if len(self._noise_cache) > 4096:
+                self._noise_cache.clear()
+            self._noise_cache[seed] = v
+        return v
+
+    def noise_map(self, seeds: Sequence[int], index: Optional[np.ndarray]) -> torch.Tensor:
+        """(1, z_dim, H, W): pixel p gets the vector of seeds[index[p]]."""
+        vecs = torch.stack([self.seed_vector(s) for s in seeds])  # (S, z)
+        if index is None:
+            z = vecs[0][:, None, None].expand(self.z_dim, self.height, self.width)
+        else:
+            z = vecs[torch.from_numpy(index)].permute(2, 0, 1)  # (z, H, W)
+        return z.unsqueeze(0).contiguous()
+
+    # --- synthesis -------------------------------------------------------------------------------
+    def synthesize_array(self, label: np.ndarray, seeds: Sequence[int],
+                         index: Optional[np.ndarray] = None) -> Tuple[np.ndarray, Dict[str, Any]]:
+        """uint8 (H, W, 3) image and notes for a validated label map and seed map."""
+        dev = self.model.device
+        lab = torch.from_numpy(np.ascontiguousarray(label)).long().unsqueeze(0).to(dev)
+        z = self.noise_map(seeds, index).to(dev)
+        with self._lock:
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                out = self.model.generator(one_hot(lab, self.num_classes), z)
+            ms = (time.perf_counter() - t0) * 1000.0
+            self.last_ms = ms
+        notes: Dict[str, Any] = {"ms": round(ms, 1)}
+        if not torch.isfinite(out).all():
+            out = torch.nan_to_num(out, nan=0.0, posinf=1.0, neginf=-1.0)
+            notes["warning"] = ("the model produced non-finite values (an untrained or broken "
+                                "checkpoint?); they are shown as grey")
+        return to_uint8_image(out[0]), notes
+
+    def synthesize(self, body: Any) -> Dict[str, Any]:
+        label = self.parse_label(body)
+        seeds, index = self.parse_noise(body)
+        img, notes = self.synthesize_array(label, seeds, index)
+        from PIL import Image
+
+        png = _png_bytes(Image.fromarray(img, "RGB"))
+        return {"image": "data:image/png;base64," + base64.b64encode(png).decode(),
+                "seeds": list(seeds), **notes}
+
+    # --- label files -----------------------------------------------------------------------------
+    def label_png(self, label: np.ndarray) -> bytes:
+        """An index PNG of model ids: palette mode (viewable in colour) up to 256 classes, else 16-bit."""
+        from PIL import Image
+
+        if self.num_classes <= 256:
+            img = Image.fromarray(label.astype(np.uint8), "P")
+            pal = np.zeros((256, 3), np.uint8)
+            pal[: self.num_classes] = self.palette
+            img.putpalette(pal.reshape(-1).tolist())
+            return _png_bytes(img)
+        return _png_bytes(Image.fromarray(label.astype(np.uint16), "I;16"))
+
+    def decode_upload(self, body: Any) -> Dict[str, Any]:
+        """An uploaded label map (index PNG or colour PNG) -> model ids at the model's size."""
+        data = _b64decode(_require(body, "file", str, "a base64 string"), "file")
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise RequestError(f"the file is {len(data) / 2**20:.1f} MiB; the limit is "
+                               f"{MAX_UPLOAD_BYTES // 2**20} MiB", 413)
+        if not data.startswith(PNG_MAGIC):
+            raise RequestError("label maps must be PNG files (an index PNG of class ids, or a "
+                               "colour PNG in the model's palette); JPEG would blur the labels")
+        arr, notes = self._read_png(data)
+        h, w = arr.shape
+        if (h, w) != (self.height, self.width):
+            notes.append(f"resized from {w}x{h} to {self.width}x{self.height} (nearest neighbour)")
+            if abs(w / h - self.width / self.height) > 0.02 * self.width / self.height:
+                notes.append("its aspect ratio differs from the model's, so it is stretched")
+            rows = (np.arange(self.height) * h // self.height)
+            cols = (np.arange(self.width) * w // self.width)
+            arr = arr[rows[:, None], cols[None, :]]
+        present = [int(c) for c in np.unique(arr)]
+        return {"label": self.encode_map(arr), "notes": notes,
+                "classes_present": present}
+
+    def _read_png(self, data: bytes) -> Tuple[np.ndarray, List[str]]:
+        from PIL import Image
+
+        try:
+            img = Image.open(io.BytesIO(data))
+            w, h = img.size
+            if w * h > MAX_UPLOAD_PIXELS or w < 1 or h < 1:
+                raise RequestError(f"the image is {w}x{h}; that is too large for a label map")
+            img.load()
+        except RequestError:
+            raise
+        except Exception as e:  # Pillow raises many types on broken files
+            raise RequestError(f"cannot read the PNG: {str(e)[:200] or type(e).__name__}") from None
+        notes: List[str] = []
+        n = self.num_classes
+        mode = img.mode
+        if mode in ("LA", "PA"):
+            img = img.convert(mode[0])
+            mode = img.mode
+        if mode == "P":
+            idx = np.asarray(img).astype(np.int64)
+            used = np.unique(idx)
+            raw_pal = img.getpalette() or []
+            pal = np.zeros((256, 3), np.int64)
+            pal_arr = np.asarray(raw_pal[: 768], dtype=np.int64)
+            pal_arr = pal_arr[: len(pal_arr) // 3 * 3].reshape(-1, 3)
+            pal[: len(pal_arr)] = pal_arr
+            if used.max() < n and np.array_equal(pal[used], self.palette[used].astype(np.int64)):
+                return idx, notes  # our own download format: ids with the model's colours
+            rgb = pal[idx]
+            try:
+                return self._colours_to_ids(rgb), notes + ["read as a colour label map"]
+            except RequestError:
+                if used.max() < n:
+                    return idx, notes + ["palette PNG whose colours are not the model's: "
+                                         "its indices are taken as class ids"]
+                raise
+        if mode in ("L", "I", "I;16", "I;16B", "I;16L", "1"):
+            ids = np.asarray(img).astype(np.int64)
+            if ids.min() < 0 or ids.max() >= n:
+                bad = sorted(int(v) for v in np.unique(ids) if v < 0 or v >= n)
+                raise RequestError(f"the index PNG holds class id(s) {_fmt_list(bad)}, but the model "
+                                   f"has classes 0..{n - 1}")
+            return ids, notes
+        if mode in ("RGB", "RGBA"):
+            rgb = np.asarray(img.convert("RGB")).astype(np.int64)
+            try:
+                return self._colours_to_ids(rgb), notes
+            except RequestError:
+                gray = rgb[..., 0]
+                if (rgb[..., 1] == gray).all() and (rgb[..., 2] == gray).all() and gray.max() < n:
+                    return gray, notes + ["grey RGB image: its values are taken as class ids"]
+                raise
+        raise RequestError(f"unsupported PNG mode {mode!r}: use an index (8/16-bit grey or "
+                           f"palette) PNG or an RGB colour PNG")
+
+    def _colours_to_ids(self, rgb: np.ndarray) -> np.ndarray:
+        keys = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+        uniq, inv = np.unique(keys, return_inverse=True)
+        lut = np.array([self._colour_to_id.get(int(k), -1) for k in uniq], dtype=np.int64)
+        missing = uniq[lut < 0]
+        if len(missing):
+            cols = [f"({k >> 16},{(k >> 8) & 255},{k & 255})" for k in missing[:5].tolist()]
+            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            raise RequestError(f"the colour PNG has {len(missing)} colour(s) that are not in the "
+                               f"model's palette: {', '.join(cols)}{more}")
+        return lut[inv].reshape(keys.shape)
+
+    # --- the built-in example ---------------------------------------------------------------------
+    def example(self, variant: int = 0) -> np.ndarray:
+        return example_label(self.names, self.height, self.width, self.dontcare, variant)
+
+
+def _fmt_list(values: List[int], limit: int = 8) -> str:
+    s = ", ".join(str(v) for v in values[:limit])
+    return s + (f" (+{len(values) - limit} more)" if len(values) > limit else "")
+
+
+# ------------------------------------------------------------------------------------------------
+# A landscape drawn with the model's own classes, chosen by name where the names say enough.
+
+_ROLES = {
+    "sky": ("sky",),
+    "far": ("mountain", "hill", "building", "tree", "wall", "vegetation", "house"),
+    "ground": ("grass", "field", "earth", "ground", "road", "sand", "floor", "terrain", "dirt",
+               "snow", "sidewalk", "land"),
+    "water": ("sea", "water", "river", "lake"),
+    "blob": ("tree", "bush", "plant", "rock", "car", "person", "flower", "vegetation"),
+}
+
+
+def _pick(names: Sequence[str], role: str, taken: set, fallback: List[int]) -> int:
+    lowered = [n.lower().replace("_", " ") for n in names]
+    for word in _ROLES[role]:
+        for i, n in enumerate(lowered):
+            if i not in taken and (n == word or n.split(",")[0].strip() == word
+                                   or word in n.replace(",", " ").split()):
+                taken.add(i)
+                return i
+    for i in fallback:
+        if i not in taken:
+            taken.add(i)
+            return i
+    return fallback[0] if fallback else 0
+
+
+def example_label(names: Sequence[str], height: int, width: int, dontcare: Optional[int],
+                  variant: int = 0) -> np.ndarray:
+    """A simple scene: sky, a far range, ground, a lake and a few blobs (variant moves things)."""
+    n = len(names)
+    usable = [i for i in range(n) if i != dontcare] or [0]
+    rng = np.random.default_rng(variant)
+    taken: set = set()
+    if variant:
+        rng.shuffle(usable)  # other variants may pick other classes where names do not decide
+    sky = _pick(names, "sky", taken, usable)
+    far = _pick(names, "far", taken, usable)
+    ground = _pick(names, "ground", taken, usable)
+    water = _pick(names, "water", taken, usable)
+    blob = _pick(names, "blob", taken, usable)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    u, v = xx / max(width - 1, 1), yy / max(height - 1, 1)
+    lab = np.full((height, width), ground, dtype=np.int64)
+    horizon = 0.55 + 0.06 * rng.uniform(-1, 1)
+    phase = rng.uniform(0, 2 * math.pi)
+    ridge = horizon - 0.12 - 0.1 * np.abs(np.sin(3.1 * u + phase)) - 0.05 * np.sin(7.3 * u + 2 * phase)
+    lab[v < horizon] = far
+    lab[v < ridge] = sky
+    cx, cy = rng.uniform(0.25, 0.75), rng.uniform(0.72, 0.85)
+    lab[((u - cx) / 0.28) ** 2 + ((v - cy) / 0.08) ** 2 < 1] = water
+    for _ in range(3):
+        bx, by = rng.uniform(0.05, 0.95), rng.uniform(horizon - 0.02, horizon + 0.12)
+        r = rng.uniform(0.04, 0.08)
+        lab[((u - bx) / r) ** 2 + ((v - by) / (1.4 * r * width / height)) ** 2 < 1] = blob
+    return lab
