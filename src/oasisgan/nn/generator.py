@@ -1,14 +1,14 @@
 """The OASIS generator: a SPADE residual decoder fed with 3D noise + one-hot labels."""
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from .layers import init_weights, settle_spectral_norms, spectral_norm
-from .spade import SPADE
+from .spade import SPADE, LabelIndex, label_conv
 
 
 def generator_widths(ch: int, num_blocks: int) -> List[int]:
@@ -41,6 +41,23 @@ class ResnetBlockSPADE(nn.Module):
         dx = self.conv_1(self.activ(self.norm_1(dx, seg)))
         return x_s + dx
 
+    def forward_fast(self, x: torch.Tensor, index: LabelIndex) -> torch.Tensor:
+        """Same math as `forward`, from a LabelIndex shared by the block's SPADE layers."""
+        x_s = self.conv_s(self.norm_s.forward_fast(x, index)) if self.learned_shortcut else x
+        dx = self.conv_0(F.leaky_relu(self.norm_0.forward_fast(x, index), 0.2, inplace=True))
+        dx = self.conv_1(F.leaky_relu(self.norm_1.forward_fast(dx, index), 0.2, inplace=True))
+        return dx.add_(x_s)
+
+
+def resize_ids(ids: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Nearest resize of an integer id map (B, H, W), picking the pixels F.interpolate picks."""
+    H, W = ids.shape[1:]
+    if (h, w) == (H, W):
+        return ids
+    if H % h == 0 and W % w == 0:
+        return ids[:, ::H // h, ::W // w]
+    return F.interpolate(ids[:, None].double(), size=(h, w), mode="nearest")[:, 0].long()
+
 
 class Generator(nn.Module):
     """OASIS generator.
@@ -49,13 +66,21 @@ class Generator(nn.Module):
     of 2**(num_blocks-1); `z` is (B, z_dim), broadcast over the image, or (B, z_dim, H, W) for
     spatially varying noise. Without `z`, noise is drawn from `generator` (a torch.Generator,
     drawn on its own device and moved to the label's) or from the global RNG.
+
+    `fast_spade` (attribute, default True) computes the label convolutions from integer label
+    ids (see nn/spade.py): same outputs and gradients up to float re-association. It is used
+    only when the label is exactly one-hot (soft labels take the plain path) and never while
+    tracing or exporting (ONNX, torch.export), which take the plain, official path; set
+    `generator.fast_spade = False` to force the plain path.
     """
 
     def __init__(self, semantic_nc: int, channels: int = 64, num_blocks: int = 6, z_dim: int = 64,
                  noise_3d: bool = True, spade_ks: int = 3, spade_hidden: int = 128,
-                 norm: str = "syncbatch", spectral_norm: bool = True, init: bool = True):
+                 norm: str = "syncbatch", spectral_norm: bool = True, init: bool = True,
+                 fast_spade: bool = True):
         super().__init__()
         self.semantic_nc, self.z_dim, self.noise_3d = semantic_nc, z_dim, noise_3d
+        self.fast_spade, self.spade_ks = fast_spade, spade_ks
         self.num_blocks = num_blocks
         self.channels = generator_widths(channels, num_blocks)
         seg_nc = semantic_nc + (z_dim if noise_3d else 0)
@@ -73,7 +98,8 @@ class Generator(nn.Module):
     @classmethod
     def from_config(cls, cfg, init: bool = True) -> "Generator":
         return cls(cfg.semantic_nc, cfg.channels_G, cfg.num_res_blocks, cfg.z_dim, cfg.noise_3d,
-                   cfg.spade_ks, cfg.spade_hidden, cfg.param_free_norm, cfg.spectral_norm, init=init)
+                   cfg.spade_ks, cfg.spade_hidden, cfg.param_free_norm, cfg.spectral_norm, init=init,
+                   fast_spade=getattr(cfg, "fast_spade", True))
 
     @property
     def size_multiple(self) -> int:
@@ -85,9 +111,9 @@ class Generator(nn.Module):
         z = torch.randn(batch, self.z_dim, generator=generator, device=dev)
         return z if device is None else z.to(device)
 
-    def noise_map(self, label: torch.Tensor, z: Optional[torch.Tensor],
-                  generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """The (B, z_dim, H, W) noise tensor concatenated to the label map."""
+    def noise(self, label: torch.Tensor, z: Optional[torch.Tensor],
+              generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """The checked noise: (B, z_dim) or (B, z_dim, H, W), drawn when `z` is None."""
         b, _, h, w = label.shape
         if z is None:
             z = self.sample_z(b, generator, label.device)
@@ -95,11 +121,20 @@ class Generator(nn.Module):
         if z.dim() == 2:
             if z.shape != (b, self.z_dim):
                 raise ValueError(f"z has shape {tuple(z.shape)}, expected ({b}, {self.z_dim})")
-            return z[:, :, None, None].expand(b, self.z_dim, h, w)
+            return z
         if z.dim() == 4 and z.shape == (b, self.z_dim, h, w):
             return z
         raise ValueError(f"z has shape {tuple(z.shape)}: expected ({b}, {self.z_dim}) or "
                          f"({b}, {self.z_dim}, {h}, {w})")
+
+    def noise_map(self, label: torch.Tensor, z: Optional[torch.Tensor],
+                  generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """The (B, z_dim, H, W) noise tensor concatenated to the label map."""
+        z = self.noise(label, z, generator)
+        if z.dim() == 2:
+            b, _, h, w = label.shape
+            return z[:, :, None, None].expand(b, self.z_dim, h, w)
+        return z
 
     def check_label(self, label: torch.Tensor) -> None:
         if label.dim() != 4 or label.shape[1] != self.semantic_nc:
@@ -109,9 +144,61 @@ class Generator(nn.Module):
         if label.shape[2] % m or label.shape[3] % m:
             raise ValueError(f"label size {label.shape[2]}x{label.shape[3]} is not a multiple of {m}")
 
+    def label_ids(self, label: torch.Tensor) -> Optional[torch.Tensor]:
+        """Integer ids (B, H, W) when the fast path applies to this label, else None."""
+        if not self.fast_spade or self.spade_ks % 2 == 0:
+            return None
+        if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export():
+            return None
+        if hasattr(torch.compiler, "is_exporting") and torch.compiler.is_exporting():
+            return None
+        if not label.is_floating_point() or label.requires_grad:
+            return None
+        ids = label.argmax(1)
+        # Exactly one-hot: the argmax entry is 1 and it is the only non-zero of its pixel.
+        hot = label.gather(1, ids[:, None])
+        ok = (hot == 1).all() & (torch.count_nonzero(label) == ids.numel())
+        return ids if bool(ok) else None
+
     def forward(self, label: torch.Tensor, z: Optional[torch.Tensor] = None,
                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
         self.check_label(label)
+        ids = self.label_ids(label)
+        if ids is not None:
+            return self.forward_fast(label, ids, z, generator)
+        return self.forward_plain(label, z, generator)
+
+    def forward_fast(self, label: torch.Tensor, ids: torch.Tensor, z: Optional[torch.Tensor] = None,
+                     generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """The fast path: label convolutions from the ids, one LabelIndex per resolution."""
+        zb = zmap = None
+        if self.noise_3d:
+            z = self.noise(label, z, generator)
+            zb, zmap = (z, None) if z.dim() == 2 else (None, z)
+        cache: Dict[Tuple[int, int, int], LabelIndex] = {}
+
+        def index_at(h: int, w: int, k: int) -> LabelIndex:
+            key = (h, w, k)
+            if key not in cache:
+                zm = None if zmap is None else F.interpolate(zmap, size=(h, w), mode="nearest")
+                cache[key] = LabelIndex(resize_ids(ids, h, w), self.semantic_nc, k, zb, zm)
+            return cache[key]
+
+        m = self.size_multiple
+        h, w = label.shape[2] // m, label.shape[3] // m
+        k = self.fc.kernel_size[0]
+        x = label_conv(self.fc.weight, self.fc.bias, index_at(h, w, k))
+        for i, block in enumerate(self.body):
+            x = block.forward_fast(x, index_at(h, w, self.spade_ks))
+            if i < self.num_blocks - 1:
+                x = self.up(x)
+                h, w = 2 * h, 2 * w
+        x = self.conv_img(F.leaky_relu(x, 2e-1))
+        return torch.tanh(x)
+
+    def forward_plain(self, label: torch.Tensor, z: Optional[torch.Tensor] = None,
+                      generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """The official computation (dense convolutions over the concatenated noise + one-hot)."""
         seg = label
         if self.noise_3d:
             seg = torch.cat((self.noise_map(label, z, generator), label), dim=1)

@@ -1,11 +1,145 @@
-"""SPADE: spatially-adaptive (de)normalisation conditioned on the noise + label map."""
+"""SPADE: spatially-adaptive (de)normalisation conditioned on the noise + label map.
+
+Two code paths compute the same function:
+
+* the plain path, `SPADE.forward(x, seg)`, is the official computation: resize the
+  concatenated (noise, one-hot) map to x's size, 3x3 conv to 128 + ReLU, two 3x3 convs;
+* the fast path, `SPADE.forward_fast(x, index)`, used by the generator when `fast_spade` is on,
+  takes a `LabelIndex` (integer label ids at x's resolution, built once per resolution and
+  shared by every SPADE layer there) and computes the same numbers with far less work:
+
+  - the shared conv over the one-hot channels is a gather of kernel columns: for each pixel and
+    kernel tap the weight column of the label found under that tap, summed over the taps
+    (`F.embedding_bag(mode="sum")`; its backward is a scatter-add into the weight);
+  - the broadcast noise z (B, z_dim) is constant over the image, so its contribution is
+    one vector per image and kernel tap; the pixels whose kernel leaves the image (zero padding)
+    see only some taps, so each pixel gets the sum over its valid taps, one of 16 "border
+    classes" (for a 3x3 kernel) -- folded, with the bias, into the same embedding_bag;
+  - a spatial z (B, z_dim, H, W) keeps a dense conv over the z channels only;
+  - the gamma and beta convs are one conv (weights concatenated on the fly, so the parameters
+    and state-dict keys stay the official ones), and `1 +` is folded into gamma's bias.
+
+  Outputs and gradients equal the plain path's up to float re-association
+  (tests/test_perf_equivalence.py checks 1e-5 relative).
+"""
 from __future__ import annotations
+
+import contextlib
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from .layers import param_free_norm
+
+
+class LabelIndex:
+    """Integer label indices for label convolutions at one resolution (see `label_conv`).
+
+    Built once per resolution and kernel size per generator forward; shared by all the SPADE
+    layers (and the generator's `fc`) at that resolution.
+
+    idx: (P, T) int64, P = B*h*w pixels, T = k*k taps: `tap * N + id` of the label under each tap,
+        or `T * N` (a zero row) where the tap falls into the zero padding.
+    cls: (P, 1) int64 border class of each pixel offset by its image (`b * C + class`), or None
+        when z is spatial. taps: (C, T) float, 1 where a tap lies inside the image for that class.
+    z: (B, z_dim) broadcast noise, or None. z_map: (B, z_dim, h, w) spatial noise, or None.
+    """
+
+    __slots__ = ("idx", "cls", "taps", "z", "z_map", "shape", "num_classes", "kernel_size")
+
+    def __init__(self, ids: torch.Tensor, num_classes: int, kernel_size: int,
+                 z: Optional[torch.Tensor] = None, z_map: Optional[torch.Tensor] = None):
+        b, h, w = ids.shape
+        k, p = kernel_size, kernel_size // 2
+        n, t = num_classes, kernel_size * kernel_size
+        self.shape, self.num_classes, self.kernel_size = (b, h, w), n, k
+        self.z, self.z_map = z, z_map
+        padded = F.pad(ids, (p, p, p, p), value=-1)
+        cols = []
+        for tap in range(t):
+            di, dj = divmod(tap, k)
+            sl = padded[:, di:di + h, dj:dj + w]
+            cols.append(torch.where(sl < 0, t * n, sl + tap * n))
+        self.idx = torch.stack(cols, dim=-1).reshape(b * h * w, t)
+        if z_map is not None:
+            self.cls, self.taps = None, None
+            return
+        # Border classes: along one axis, row i sees taps d in [-min(i,p), min(h-1-i,p)].
+        dev = ids.device
+        r = torch.arange(h, device=dev)
+        c = torch.arange(w, device=dev)
+        p1 = p + 1
+        rcls = torch.clamp(r, max=p) * p1 + torch.clamp(h - 1 - r, max=p)   # (h,)
+        ccls = torch.clamp(c, max=p) * p1 + torch.clamp(w - 1 - c, max=p)   # (w,)
+        ncls_axis = p1 * p1
+        pix = (rcls[:, None] * ncls_axis + ccls[None, :]).reshape(1, h * w)
+        nc = ncls_axis * ncls_axis
+        self.cls = (pix + torch.arange(b, device=dev)[:, None] * nc).reshape(b * h * w, 1)
+        # valid[a, bb, d]: offset d - p inside [-a, bb]
+        a = torch.arange(p1, device=dev)
+        d = torch.arange(k, device=dev) - p
+        valid = (d[None, None, :] >= -a[:, None, None]) & (d[None, None, :] <= a[None, :, None])
+        valid = valid.reshape(ncls_axis, k)                                   # axis class -> taps
+        self.taps = (valid[:, None, :, None] & valid[None, :, None, :]).reshape(nc, t).float()
+
+    @property
+    def num_border_classes(self) -> int:
+        return 0 if self.taps is None else self.taps.shape[0]
+
+
+def _autocast_dtype(device_type: str) -> Optional[torch.dtype]:
+    if device_type in ("cpu", "cuda") and torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    return None
+
+
+def label_conv(weight: torch.Tensor, bias: Optional[torch.Tensor], index: LabelIndex,
+               channels_last_out: bool = True) -> torch.Tensor:
+    """conv2d(cat(z, onehot(ids)), weight, bias, padding=k//2) without the dense one-hot.
+
+    `weight` is (O, z_dim + N, k, k) (noise channels first, as the official code) or (O, N, k, k)
+    without noise. Returns (B, O, h, w), channels_last in memory.
+    """
+    b, h, w = index.shape
+    n, k = index.num_classes, index.kernel_size
+    t = k * k
+    o, cin = weight.shape[0], weight.shape[1]
+    zd = cin - n
+    dev_type = weight.device.type
+    amp = _autocast_dtype(dev_type)
+    ctx = torch.autocast(dev_type, enabled=False) if amp is not None else contextlib.nullcontext()
+    with ctx:
+        # (T*N, O) kernel columns of the label channels, plus one zero row for the padding.
+        lab = weight[:, zd:].permute(2, 3, 1, 0).reshape(t * n, o)
+        rows = [lab, lab.new_zeros(1, o)]
+        idx = index.idx
+        if index.z_map is None:
+            if zd > 0:
+                if index.z is None:
+                    raise ValueError("this convolution has noise channels: the index needs z")
+                wz = weight[:, :zd].reshape(o, zd, t)
+                v = torch.einsum("bz,ozt->bto", index.z.to(weight.dtype), wz)    # (B, T, O)
+                extra = torch.einsum("ct,bto->bco", index.taps.to(weight.dtype), v)
+                if bias is not None:
+                    extra = extra + bias
+                rows.append(extra.reshape(-1, o))
+                idx = torch.cat((idx, index.cls + (t * n + 1)), dim=1)
+            elif bias is not None:
+                rows.append(bias.reshape(1, o))
+                idx = torch.cat((idx, idx.new_full((idx.shape[0], 1), t * n + 1)), dim=1)
+        table = torch.cat(rows, dim=0)
+        if amp is not None:
+            table = table.to(amp)
+        out = F.embedding_bag(idx, table, mode="sum")                           # (P, O)
+    out = out.reshape(b, h, w, o).permute(0, 3, 1, 2)
+    if index.z_map is not None:
+        wz = weight[:, :zd]
+        out = out + F.conv2d(index.z_map, wz, bias, padding=k // 2)
+    if not channels_last_out:
+        out = out.contiguous()
+    return out
 
 
 class SPADE(nn.Module):
@@ -25,9 +159,25 @@ class SPADE(nn.Module):
         self.mlp_beta = nn.Conv2d(hidden, norm_nc, kernel_size, padding=pw)
 
     def forward(self, x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
+        """The official computation; `seg` is the full-resolution (noise, one-hot) map."""
         normalized = self.first_norm(x)
         seg = F.interpolate(seg, size=x.shape[2:], mode="nearest")
         actv = self.mlp_shared(seg)
         gamma = self.mlp_gamma(actv)
         beta = self.mlp_beta(actv)
         return normalized * (1 + gamma) + beta
+
+    def modulation(self, index: LabelIndex) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(1 + gamma, beta) from a LabelIndex at x's resolution, one fused conv."""
+        conv = self.mlp_shared[0]
+        actv = torch.relu(label_conv(conv.weight, conv.bias, index))
+        weight = torch.cat((self.mlp_gamma.weight, self.mlp_beta.weight), dim=0)
+        bias = torch.cat((self.mlp_gamma.bias + 1, self.mlp_beta.bias), dim=0)
+        gb = F.conv2d(actv, weight, bias, padding=self.mlp_gamma.padding)
+        return gb.split(self.mlp_gamma.out_channels, dim=1)
+
+    def forward_fast(self, x: torch.Tensor, index: LabelIndex) -> torch.Tensor:
+        """Same result as `forward(x, seg)`, from a shared LabelIndex at x's resolution."""
+        normalized = self.first_norm(x)
+        gamma1, beta = self.modulation(index)
+        return torch.addcmul(beta, normalized, gamma1)

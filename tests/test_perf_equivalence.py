@@ -1,0 +1,223 @@
+"""The fast SPADE path computes the official (plain) path's function: outputs and parameter
+gradients agree within 1e-5 relative (max abs diff / max abs value) in float32 and to ~1e-10
+in float64, in train and eval mode, for broadcast and spatial noise, odd aspect ratios; soft
+labels, tracing and export fall back to the plain path.
+
+Gradients that are analytically zero (the bias of a conv followed by a train-mode BatchNorm)
+are float noise on both paths (even plain float32 vs float64 differs by 1e9 relative there):
+they are compared in absolute terms against the largest gradient of the network.
+"""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from oasisgan.nn import Discriminator, Generator, SPADE
+from oasisgan.nn.spade import LabelIndex, label_conv
+
+N_CLASSES = 7
+
+
+def blob_labels(b, h, w, n=N_CLASSES, cell=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, n, (b, -(-h // cell), -(-w // cell)), generator=g)
+    ids = ids.repeat_interleave(cell, 1).repeat_interleave(cell, 2)[:, :h, :w]
+    # a few isolated pixels so that every kind of neighbourhood occurs
+    ids[:, 1, 1] = (ids[:, 1, 1] + 1) % n
+    return ids.contiguous()
+
+
+def onehot(ids, n=N_CLASSES, dtype=torch.float32):
+    return F.one_hot(ids, n).permute(0, 3, 1, 2).to(dtype)
+
+
+def small_generator(**kw):
+    torch.manual_seed(0)
+    args = dict(channels=4, num_blocks=4, z_dim=8, spade_hidden=16)
+    args.update(kw)
+    return Generator(N_CLASSES, **args)
+
+
+def run(gen, fast, label, z, gout, generator_seed=None):
+    gen = copy.deepcopy(gen)
+    gen.fast_spade = fast
+    rng = None if generator_seed is None else torch.Generator().manual_seed(generator_seed)
+    out = gen(label, z, generator=rng)
+    (out * gout).sum().backward()
+    return out.detach(), {n: p.grad.detach().clone() for n, p in gen.named_parameters()}
+
+
+def rel(a, b):
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
+
+
+def assert_close(fast, plain, tol):
+    (o1, g1), (o0, g0) = fast, plain
+    assert rel(o1, o0) < tol, f"outputs differ: {rel(o1, o0):.3g}"
+    gmax = max(float(g.abs().max()) for g in g0.values())
+    assert gmax > 0
+    for name in g0:
+        ref = float(g0[name].abs().max())
+        diff = float((g1[name] - g0[name]).abs().max())
+        if ref > 1e-4 * gmax:
+            assert diff / ref < tol, f"grad of {name} differs: {diff / ref:.3g} (max {ref:.3g})"
+        else:  # analytically zero gradient: float noise on both paths
+            assert diff < tol * gmax, f"grad of {name} differs: {diff:.3g} (network max {gmax:.3g})"
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+@pytest.mark.parametrize("zkind", ["broadcast", "spatial", "drawn"])
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-10)])
+def test_fast_equals_plain(mode, zkind, dtype, tol):
+    b, h, w = 2, 24, 40  # odd aspect ratio, not a power of two
+    gen = small_generator(num_blocks=4).to(dtype)
+    gen.train(mode == "train")
+    ids = blob_labels(b, h, w)
+    label = onehot(ids, dtype=dtype)
+    torch.manual_seed(1)
+    z = {"broadcast": torch.randn(b, 8, dtype=dtype), "spatial": torch.randn(b, 8, h, w, dtype=dtype),
+         "drawn": None}[zkind]
+    seed = 5 if zkind == "drawn" else None
+    gout = torch.randn(b, 3, h, w, dtype=dtype)
+    assert gen.label_ids(label) is not None
+    assert_close(run(gen, True, label, z, gout, seed), run(gen, False, label, z, gout, seed), tol)
+
+
+@pytest.mark.parametrize("kw", [dict(noise_3d=False), dict(spectral_norm=False, norm="instance"),
+                                dict(spade_ks=5), dict(num_blocks=3, norm="batch")])
+def test_fast_equals_plain_variants(kw):
+    gen = small_generator(**kw).to(torch.float64)
+    b, h, w = 2, 16, 24
+    label = onehot(blob_labels(b, h, w, cell=3), dtype=torch.float64)
+    z = torch.randn(b, 8, dtype=torch.float64)
+    gout = torch.randn(b, 3, h, w, dtype=torch.float64)
+    assert_close(run(gen, True, label, z, gout), run(gen, False, label, z, gout), 1e-10)
+
+
+def test_fast_path_is_taken_and_plain_is_not(monkeypatch):
+    gen = small_generator().eval()
+    label = onehot(blob_labels(1, 16, 16))
+
+    def boom(*a, **k):
+        raise AssertionError("plain path used")
+
+    monkeypatch.setattr(gen, "forward_plain", boom)
+    gen(label, torch.randn(1, 8))
+
+
+def test_soft_labels_fall_back_to_plain():
+    gen = small_generator().eval()
+    label = onehot(blob_labels(2, 16, 16))
+    soft = label * 0.9 + 0.1 / N_CLASSES
+    assert gen.label_ids(soft) is None
+    two_hot = label.clone()
+    two_hot[0, 0, 0, 0] = 1.0
+    two_hot[0, 1, 0, 0] = 1.0
+    assert gen.label_ids(two_hot) is None
+    empty = label.clone()
+    empty[1, :, 3, 3] = 0
+    assert gen.label_ids(empty) is None
+    z = torch.randn(2, 8)
+    with torch.no_grad():
+        gen.fast_spade = True
+        a = gen(soft, z)
+        gen.fast_spade = False
+        b = gen(soft, z)
+    assert torch.equal(a, b)
+
+
+def test_label_requiring_grad_takes_plain_path():
+    gen = small_generator().eval()
+    label = onehot(blob_labels(1, 16, 16)).requires_grad_(True)
+    assert gen.label_ids(label) is None
+    gen(label, torch.randn(1, 8)).sum().backward()
+    assert label.grad is not None
+
+
+def test_state_dict_keys_are_official():
+    gen = small_generator()
+    keys = set(gen.state_dict())
+    for k in ("body.0.norm_0.mlp_shared.0.weight", "body.0.norm_0.mlp_gamma.weight",
+              "body.0.norm_0.mlp_beta.bias", "body.0.conv_0.weight_orig", "body.0.conv_0.weight_u",
+              "fc.weight", "conv_img.bias"):
+        assert k in keys
+    assert not any("fused" in k or "gamma_beta" in k for k in keys)
+    assert keys == set(small_generator(fast_spade=False).state_dict())
+
+
+def test_spade_fast_equals_plain_single_layer():
+    torch.manual_seed(0)
+    n, zd = 5, 3
+    spade = SPADE(6, n + zd, 3, 4, "batch").double()
+    for p in spade.parameters():
+        torch.nn.init.normal_(p)
+    b, h, w = 2, 5, 7
+    ids = torch.randint(0, n, (b, h, w))
+    z = torch.randn(b, zd, dtype=torch.float64)
+    seg = torch.cat((z[:, :, None, None].expand(b, zd, h, w), onehot(ids, n, torch.float64)), 1)
+    x = torch.randn(b, 6, h, w, dtype=torch.float64)
+    assert rel(spade.forward_fast(x, LabelIndex(ids, n, 3, z)), spade(x, seg)) < 1e-12
+
+
+@pytest.mark.parametrize("hw", [(1, 1), (1, 4), (2, 3), (5, 4)])
+def test_label_conv_tiny_maps_and_borders(hw):
+    torch.manual_seed(0)
+    n, zd, k = 4, 3, 3
+    h, w = hw
+    weight = torch.randn(6, zd + n, k, k, dtype=torch.float64)
+    bias = torch.randn(6, dtype=torch.float64)
+    ids = torch.randint(0, n, (2, h, w))
+    z = torch.randn(2, zd, dtype=torch.float64)
+    seg = torch.cat((z[:, :, None, None].expand(2, zd, h, w), onehot(ids, n, torch.float64)), 1)
+    ref = F.conv2d(seg, weight, bias, padding=1)
+    assert rel(label_conv(weight, bias, LabelIndex(ids, n, k, z)), ref) < 1e-12
+
+
+def test_autocast_bf16_close_to_plain():
+    gen = small_generator().eval()
+    label = onehot(blob_labels(1, 16, 16))
+    z = torch.randn(1, 8)
+    outs = []
+    for fast in (True, False):
+        gen.fast_spade = fast
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            outs.append(gen(label, z).float())
+    with torch.no_grad():
+        ref = gen(label, z)
+    assert rel(outs[0], ref) < 5e-2 and rel(outs[1], ref) < 5e-2
+
+
+def test_tracing_uses_plain_path():
+    gen = small_generator().eval()
+    label = onehot(blob_labels(1, 16, 16))
+    z = torch.randn(1, 8)
+    with torch.no_grad():
+        traced = torch.jit.trace(gen, (label, z), check_trace=False)
+        other = onehot(blob_labels(1, 16, 16, seed=3))
+        gen.fast_spade = True
+        assert rel(traced(other, z), gen(other, z)) < 1e-5
+
+
+def test_discriminator_untouched_by_fast_path():
+    torch.manual_seed(0)
+    d = Discriminator(N_CLASSES, channels=8, num_blocks=3)
+    assert d(torch.randn(1, 3, 16, 16)).shape == (1, N_CLASSES + 1, 16, 16)
+
+
+def test_onnx_export_takes_plain_path(tmp_path):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    gen = small_generator().eval()
+    label = onehot(blob_labels(1, 16, 16))
+    z = torch.randn(1, 8)
+    path = tmp_path / "g.onnx"
+    torch.onnx.export(gen, (label, z), str(path), dynamo=False)
+    sess = ort.InferenceSession(str(path))
+    names = [i.name for i in sess.get_inputs()]
+    out = sess.run(None, {names[0]: label.numpy(), names[1]: z.numpy()})[0]
+    with torch.no_grad():
+        ref = gen(label, z)
+    assert rel(torch.from_numpy(out), ref) < 1e-5
