@@ -20,9 +20,11 @@ with this rule (``OUTDOOR_RULE_VERSION``): an image is *outdoor* when
    washer, cradle, oven, microwave, dishwasher, blanket, sconce, shower, radiator).
 
 The list is built once per split (``oasis data outdoor-list --root DIR``, or automatically on first
-use) and cached as ``outdoor_{training,validation}.txt`` in the dataset folder, or, when that is not
-writable, under ``~/.cache/oasisgan/ade20k-outdoor/<hash of the root>/``. The cache's first line
-records the rule version and thresholds; a cache made with another rule is rebuilt.
+use) and cached as ``outdoor_{training,validation}.txt`` under
+``$OASISGAN_CACHE`` (default ``~/.cache/oasisgan``) ``/ade20k-outdoor/<hash of the root>/``, or in the
+dataset folder when the cache is not writable. A list placed in the dataset folder itself is used
+as well (so a list can travel with the data). The first line records the rule version and
+threshold; a list made with another rule is ignored and rebuilt.
 """
 from __future__ import annotations
 
@@ -86,8 +88,13 @@ def _rule_header(min_outdoor: float) -> str:
 def _cache_candidates(root: Path, split: str) -> List[Path]:
     name = f"outdoor_{split_dir(split)}.txt"
     digest = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:12]
-    home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return [root / name, home / "oasisgan" / "ade20k-outdoor" / digest / name]
+    return [cache_dir() / "ade20k-outdoor" / digest / name, root / name]
+
+
+def cache_dir() -> Path:
+    if os.environ.get("OASISGAN_CACHE"):
+        return Path(os.environ["OASISGAN_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "oasisgan"
 
 
 def read_outdoor_cache(root: Union[str, Path], split: str, min_outdoor: float = 0.01) -> Optional[List[str]]:

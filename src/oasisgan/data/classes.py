@@ -183,6 +183,8 @@ def parse_classes(data: Any, where: str = "classes file") -> ClassesSpec:
 
 def read_classes_file(path: Union[str, Path]) -> ClassesSpec:
     path = Path(path)
+    if not path.exists():
+        raise DataError(f"data root {path} does not exist")
     if path.is_dir():
         found = find_classes_file(path)
         if found is None:

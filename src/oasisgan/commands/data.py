@@ -1,0 +1,85 @@
+"""`oasis data`: check a dataset, generate the toy dataset, build the ADE20K-outdoor list."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .common import add_preset_args, config_overrides
+
+
+def register(sub) -> None:
+    p = sub.add_parser("data", help="check datasets, generate the toy dataset",
+                       description="Dataset tools: `check` scans a dataset for problems, `toy` writes the "
+                                   "embedded toy dataset, `outdoor-list` builds the ADE20K-outdoor file list.")
+    dsub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+
+    c = dsub.add_parser("check", help="scan a dataset: counts, sizes, classes, defects",
+                        description="Scan a dataset in the preset's layout. Exits 1 when training would fail "
+                                    "or silently go wrong (unmatched/unreadable files, label ids out of range, "
+                                    "unknown colours, size mismatches, ...), 0 otherwise.")
+    add_preset_args(c, required=True)
+    c.add_argument("--root", required=True, help="dataset root folder")
+    c.add_argument("--split", choices=["train", "val", "all"], default="all", help="split(s) to scan")
+    c.add_argument("--quick", action="store_true", help="pair all files but decode only a sample (as training does)")
+    c.add_argument("--workers", type=int, default=4, help="decoding threads (default 4)")
+    c.add_argument("--json", action="store_true", help="print the full report as one JSON object")
+    c.add_argument("--no-progress", action="store_true", help="no progress bar")
+    c.set_defaults(func=run_check)
+
+    t = dsub.add_parser("toy", help="generate the embedded toy dataset",
+                        description="Procedural outdoor scenes (9 ids: don't care + 8 classes) in the custom "
+                                    "layout, with classes.yaml; deterministic per seed.")
+    t.add_argument("--out", required=True, help="output folder")
+    t.add_argument("--size", type=int, default=64, help="image size (multiple of 16; default 64)")
+    t.add_argument("--train", type=int, default=2000, help="training images (default 2000)")
+    t.add_argument("--val", type=int, default=200, help="validation images (default 200)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--workers", type=int, default=None, help="processes (default: automatic)")
+    t.set_defaults(func=run_toy)
+
+    o = dsub.add_parser("outdoor-list", help="build and cache the ADE20K-outdoor file list",
+                        description="Select the outdoor images of ADE20K by the classes in their annotations "
+                                    "(rule in docs/data.md) and cache the list next to the dataset.")
+    o.add_argument("--root", required=True, help="ADEChallengeData2016 folder (or its parent)")
+    o.add_argument("--split", choices=["train", "val", "all"], default="all")
+    o.add_argument("--min-outdoor", type=float, default=0.01,
+                   help="minimum fraction of pixels of outdoor classes (default 0.01)")
+    o.set_defaults(func=run_outdoor)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from ..data import check_dataset, config_for_root
+
+    cfg = config_for_root(args.preset, args.root, **config_overrides(args))
+    splits = ["train", "val"] if args.split == "all" else [args.split]
+    report = check_dataset(cfg, args.root, quick=args.quick, splits=splits,
+                           progress=not (args.json or args.no_progress) and sys.stderr.isatty())
+    print(report.to_json() if args.json else report.format())
+    return 0 if report.ok else 1
+
+
+def run_toy(args: argparse.Namespace) -> int:
+    import time
+
+    from ..data.toy import generate_toy
+
+    t0 = time.perf_counter()
+    out = generate_toy(args.out, size=args.size, n_train=args.train, n_val=args.val, seed=args.seed,
+                       workers=args.workers, progress=sys.stderr.isatty())
+    print(f"toy dataset: {args.train} train + {args.val} val images of {args.size}x{args.size} in {out} "
+          f"({time.perf_counter() - t0:.1f} s); train with: oasis train --preset toy --data-root {out}")
+    return 0
+
+
+def run_outdoor(args: argparse.Namespace) -> int:
+    from ..data import ade20k
+
+    splits = ["train", "val"] if args.split == "all" else [args.split]
+    for split in splits:
+        total = len(ade20k.list_split(args.root, split).pairs)
+        stems, path = ade20k.build_outdoor_list(args.root, split, args.min_outdoor, progress=sys.stderr.isatty())
+        where = f"cached in {path}" if path else "NOT cached (no writable location)"
+        print(f"ADE20K-outdoor {split}: {len(stems)} of {total} images; {where}")
+    return 0
