@@ -38,7 +38,8 @@ from .labels import one_hot, to_uint8_image
 __all__ = [
     "SynthesisError", "synthesize", "prepare_label", "read_label", "resize_label", "valid_size",
     "parse_size", "sample_noise", "noise_map", "mix_noise", "resample_region", "class_mask",
-    "parse_classes", "interpolate_noise", "to_uint8", "to_pil", "SynthesisMixin",
+    "parse_classes", "interpolate_noise", "to_uint8", "to_pil", "save_noise", "load_noise",
+    "SynthesisMixin",
 ]
 
 Size = Tuple[int, int]
@@ -516,3 +517,60 @@ class SynthesisMixin:
     mix_noise = staticmethod(mix_noise)
     interpolate_noise = staticmethod(interpolate_noise)
     noise_map = staticmethod(noise_map)
+
+
+# ------------------------------------------------------------------------------------------------
+# noise files
+# ------------------------------------------------------------------------------------------------
+def save_noise(path: Union[str, Path], z) -> Path:
+    """Save one noise or a batch: `.npy` (plain), `.npz` (compressed, key 'z': spatial maps of a few
+    pieces compress to almost nothing) or `.pt` (a tensor). Returns the path."""
+    path = Path(path)
+    arr = (z.detach().float().cpu() if torch.is_tensor(z) else torch.as_tensor(np.asarray(z)).float())
+    if path.suffix == ".pt":
+        torch.save(arr.clone(), path)
+    elif path.suffix == ".npz":
+        np.savez_compressed(path, z=arr.numpy())
+    else:
+        np.save(path, arr.numpy())
+    return path
+
+
+def load_noise(path: Union[str, Path], z_dim: Optional[int] = None,
+               size: Optional[Size] = None) -> torch.Tensor:
+    """Read noise saved by `save_noise`/`oasis synthesize` (or any .npy/.npz/.pt array):
+    (K, z_dim) or (K, z_dim, H, W) float32 (a single noise gets K = 1). Checks z_dim and, for
+    spatial noise, the size; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SynthesisError(f"{path}: noise file not found")
+    try:
+        if path.suffix == ".pt":
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+            if isinstance(obj, dict):
+                obj = obj.get("z", next(iter(obj.values()), None))
+            arr = obj
+        else:
+            obj = np.load(path, allow_pickle=False)
+            if isinstance(obj, np.lib.npyio.NpzFile):
+                keys = list(obj.keys())
+                arr = obj["z"] if "z" in keys else obj[keys[0]]
+            else:
+                arr = obj
+    except Exception as e:
+        raise SynthesisError(f"{path}: cannot read noise file ({e.__class__.__name__}: {e}); expected a "
+                             ".npy, .npz or .pt array") from None
+    try:
+        z = _as_noise(arr)
+    except SynthesisError as e:
+        raise SynthesisError(f"{path}: {e}") from None
+    if z_dim is not None and z.shape[1] != z_dim:
+        raise SynthesisError(f"{path}: noise has shape {tuple(z.shape)}, but this model uses z_dim "
+                             f"{z_dim}: expected ({z_dim},), (K, {z_dim}), ({z_dim}, H, W) or "
+                             f"(K, {z_dim}, H, W)")
+    if size is not None and z.dim() == 4 and tuple(z.shape[-2:]) != tuple(size):
+        raise SynthesisError(f"{path}: spatial noise is {z.shape[-2]}x{z.shape[-1]}, the label map is "
+                             f"{size[0]}x{size[1]}")
+    if not torch.isfinite(z).all():
+        raise SynthesisError(f"{path}: noise holds NaN or inf values")
+    return z

@@ -1,0 +1,258 @@
+"""`oasis synthesize`: images from label maps, with seeds, saved noise, local resampling and
+interpolation. The work is done by `oasisgan.synthesis`; this module reads files and writes them.
+
+Outputs for a label file `NAME.png` in `--out`:
+
+    NAME_label.png          the label map in the model's colours
+    NAME_sKKK.png / .npy    sample K and the noise that made it (K = 000, 001, ...); sample K of a
+                            run with --seed S uses seed S+K, so any sample is reproducible alone
+    NAME_grid.png           label | samples
+  with --resample-classes / --mask:
+    NAME_base.png / .npy    the image before resampling (seed S, or the first noise of --z-file)
+    NAME_sKKK.png / .npz    K = 001..: the base noise with new noise (seed S+K) in the region
+  with --interpolate N:
+    NAME_fKKK.png / .npy    frame K of N, NAME_interp.gif the animation
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+LABEL_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm")
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "synthesize", help="generate images from label maps (seeds, saved noise, local resampling, "
+                           "interpolation)",
+        description="Generate images from one label PNG or a folder of them. Labels are index PNGs in "
+                    "the dataset's own ids (the checkpoint's preset maps them, e.g. COCO-Stuff 255 -> "
+                    "don't care) or colour PNGs in the model's palette. Writes each image with the noise "
+                    "that made it (reusable with --z-file), the colourised label and a grid per label map.")
+    p.add_argument("--checkpoint", required=True, metavar="FILE", help="oasisgan checkpoint (.ckpt)")
+    p.add_argument("--labels", required=True, metavar="PATH", help="a label file or a folder of label files")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--samples", type=int, default=1, metavar="K",
+                   help="images per label map (with --resample-classes/--mask: resampled variants); default 1")
+    p.add_argument("--seed", type=int, default=0, metavar="S",
+                   help="sample K uses seed S+K (default 0), drawn on the CPU: same images on CPU and GPU")
+    p.add_argument("--size", default=None, metavar="HxW",
+                   help="resize label maps (nearest) to HxW, multiples of the model's size multiple")
+    p.add_argument("--batch-size", type=int, default=None, metavar="B",
+                   help="images per forward pass (default: all samples of a label map at once)")
+    p.add_argument("--z-file", default=None, metavar="F",
+                   help="use this noise (.npy/.npz/.pt, e.g. one written beside an image): shape (z_dim,), "
+                        "(K, z_dim), (z_dim, H, W) or (K, z_dim, H, W); K images per label map")
+    p.add_argument("--resample-classes", default=None, metavar="NAMES_OR_IDS",
+                   help="comma-separated classes (names or ids): keep the base image and resample the noise "
+                        "only where the label has these classes")
+    p.add_argument("--mask", default=None, metavar="PNG",
+                   help="resample the noise only where this mask is non-zero (resized to the label, nearest)")
+    p.add_argument("--interpolate", type=int, default=None, metavar="N",
+                   help="write N frames between two noises (seeds S and S+1, or the first two of --z-file; "
+                        "with --resample-classes/--mask only the region changes) and an animated GIF")
+    p.add_argument("--slerp", action="store_true", help="spherical instead of linear interpolation")
+    p.add_argument("--gif-ms", type=int, default=80, help="GIF frame duration in milliseconds (default 80)")
+    p.add_argument("--device", default="auto", help="auto (GPU when available), cpu, cuda, cuda:1 ...")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="with a folder: report bad label files and go on (exit code 2 at the end)")
+    p.set_defaults(func=run)
+
+
+def label_files(path: Path) -> List[Path]:
+    from ..errors import DataError
+
+    if path.is_file():
+        return [path]
+    if not path.exists():
+        raise DataError(f"{path}: label file or folder not found")
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in LABEL_EXTENSIONS)
+    if not files:
+        raise DataError(f"{path}: no label files ({', '.join(LABEL_EXTENSIONS)}) in this folder")
+    return files
+
+
+def read_mask(path: Path):
+    import numpy as np
+    from PIL import Image
+
+    from ..errors import DataError
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+            arr = np.asarray(img.convert("L"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: mask file not found") from None
+    except Exception as e:
+        raise DataError(f"{path}: cannot read mask image: {e}") from None
+    return arr != 0
+
+
+def resolve_device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        from ..config import ConfigError
+
+        raise ConfigError(f"--device {name!r}: not a device (auto, cpu, cuda, cuda:1 ...)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        from ..config import ConfigError
+
+        raise ConfigError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+    return dev
+
+
+def _save_png(arr, path: Path) -> None:
+    from PIL import Image
+
+    Image.fromarray(arr).save(path)
+
+
+def _grid(tiles, pad: int = 2):
+    import numpy as np
+
+    h, w = tiles[0].shape[:2]
+    out = np.full((h, len(tiles) * (w + pad) - pad, 3), 255, dtype=np.uint8)
+    for i, t in enumerate(tiles):
+        out[:, i * (w + pad): i * (w + pad) + w] = t
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from .. import synthesis as S
+    from ..errors import OASISError
+    from ..labels import colorize
+    from ..model import load
+
+    if args.samples < 1:
+        raise S.SynthesisError("--samples must be at least 1")
+    if args.interpolate is not None and args.interpolate < 2:
+        raise S.SynthesisError("--interpolate needs at least 2 frames")
+    device = resolve_device(args.device)
+    model = load(args.checkpoint, device=device, discriminator=False)
+    cfg, mult = model.config, model.generator.size_multiple
+    size = None
+    if args.size:
+        size = S.parse_size(args.size)
+        if size[0] % mult or size[1] % mult:
+            h, w = S.valid_size(size[0], size[1], mult)
+            raise S.SynthesisError(f"--size {args.size}: sizes must be multiples of {mult} for this model, "
+                                   f"e.g. --size {h}x{w}")
+    files = label_files(Path(args.labels))
+    zfile = S.load_noise(args.z_file, model.generator.z_dim, size) if args.z_file else None
+    regional = bool(args.resample_classes or args.mask)
+    classes = (S.parse_classes(args.resample_classes, cfg.class_names, cfg.semantic_nc)
+               if args.resample_classes else None)
+    mask_img = read_mask(Path(args.mask)) if args.mask else None
+    if args.interpolate and zfile is not None and zfile.shape[0] < 2 and not regional:  # needs z0 and z1
+        raise S.SynthesisError(f"{args.z_file}: --interpolate needs two noises in the file (K >= 2), "
+                               f"it holds {zfile.shape[0]}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    bar = files
+    if len(files) > 1:
+        from tqdm import tqdm
+
+        bar = tqdm(files, desc="synthesize", unit="label", file=sys.stderr)
+    failed, written = [], 0
+    for path in bar:
+        try:
+            written += _one(model, path, out, args, S, zfile, classes, mask_img, size, colorize, np, torch)
+        except OASISError as e:
+            if not args.skip_bad or len(files) == 1:
+                raise
+            failed.append(path)
+            print(f"oasis synthesize: skipped: {e}", file=sys.stderr)
+    print(f"wrote {written} images for {len(files) - len(failed)} label map(s) to {out}")
+    if failed:
+        print(f"oasis synthesize: error: {len(failed)} label file(s) failed: "
+              f"{', '.join(str(p) for p in failed[:5])}{' ...' if len(failed) > 5 else ''}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _one(model, path: Path, out: Path, args, S, zfile, classes, mask_img, size, colorize, np, torch) -> int:
+    cfg = model.config
+    ids = S.read_label(path, cfg, size)
+    h, w = ids.shape
+    S.check_size(h, w, model.generator.size_multiple, path)
+    if zfile is not None and zfile.dim() == 4 and tuple(zfile.shape[-2:]) != (h, w):
+        raise S.SynthesisError(f"{args.z_file}: spatial noise is {zfile.shape[-2]}x{zfile.shape[-1]}, "
+                               f"label {path} is {h}x{w}")
+    stem = path.stem
+    label_rgb = colorize(ids, cfg.palette, cfg.semantic_nc)
+    _save_png(label_rgb, out / f"{stem}_label.png")
+
+    def noise(k: int):  # the k-th noise: from the z-file, or seed S+k
+        if zfile is not None:
+            if k >= zfile.shape[0]:
+                raise S.SynthesisError(f"{args.z_file}: holds {zfile.shape[0]} noise(s), noise {k + 1} needed")
+            return zfile[k:k + 1]
+        return S.sample_noise(model, 1, seed=args.seed + k)
+
+    def ext(z):
+        return ".npz" if z.dim() == 4 else ".npy"
+
+    def write(img, z, name):
+        _save_png(S.to_uint8(img), out / f"{stem}_{name}.png")
+        S.save_noise(out / f"{stem}_{name}{ext(z)}", z[0] if z.dim() in (2, 4) else z)
+
+    region = None
+    if classes is not None or mask_img is not None:
+        region = np.zeros((h, w), dtype=bool)
+        if classes is not None:
+            region |= model.class_mask(ids, classes).numpy()
+        if mask_img is not None:
+            region |= S.resize_label(mask_img.astype(np.uint8), (h, w)).astype(bool)
+        if not region.any():
+            print(f"oasis synthesize: warning: {path}: the resampling region is empty (none of the classes "
+                  "are present / empty mask): the images equal the base image", file=sys.stderr)
+
+    if args.interpolate:
+        z0 = noise(0)
+        z1 = noise(1) if region is None else S.resample_region(z0, region, seed=args.seed + 1)
+        zs = S.interpolate_noise(z0, z1, args.interpolate, mode="slerp" if args.slerp else "linear")
+        imgs = S.synthesize(model, ids, z=zs, batch_size=args.batch_size)
+        frames = list(S.to_uint8(imgs))
+        for i in range(len(zs)):
+            write(imgs[i], zs[i:i + 1], f"f{i:03d}")
+        from PIL import Image
+
+        pil = [Image.fromarray(f) for f in frames]
+        pil[0].save(out / f"{stem}_interp.gif", save_all=True, append_images=pil[1:],
+                    duration=args.gif_ms, loop=0)
+        pick = np.linspace(0, len(frames) - 1, min(len(frames), 8)).round().astype(int)
+        _save_png(_grid([label_rgb] + [frames[i] for i in pick]), out / f"{stem}_grid.png")
+        return len(frames)
+
+    if region is not None:
+        base = noise(0)
+        zs = torch.cat([S.resample_region(base, region, seed=args.seed + k) for k in range(1, args.samples + 1)])
+        imgs = S.synthesize(model, ids, z=torch.cat([S.noise_map(base, (h, w)), zs]),
+                            batch_size=args.batch_size)
+        write(imgs[0], base, "base")
+        for k in range(1, args.samples + 1):
+            write(imgs[k], zs[k - 1:k], f"s{k:03d}")
+        tiles = list(S.to_uint8(imgs))
+        _save_png(_grid([label_rgb] + tiles[:17]), out / f"{stem}_grid.png")
+        return len(tiles)
+
+    k_count = zfile.shape[0] if zfile is not None else args.samples
+    zs = torch.cat([noise(k) for k in range(k_count)])
+    imgs = S.synthesize(model, ids, z=zs, batch_size=args.batch_size)
+    for k in range(k_count):
+        write(imgs[k], zs[k:k + 1], f"s{k:03d}")
+    tiles = list(S.to_uint8(imgs))
+    _save_png(_grid([label_rgb] + tiles[:16]), out / f"{stem}_grid.png")
+    return k_count
