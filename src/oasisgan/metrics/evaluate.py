@@ -1,0 +1,382 @@
+"""`evaluate()`: the paper's protocol on a generator, used by `oasis evaluate` and training's `--eval-every`.
+
+Protocol (docs/evaluation.md): the generator runs in eval mode (the EMA generator when a
+checkpoint has one) over the validation split at its own resolution, one fake per label map with
+a fresh z per image drawn from a seeded CPU generator. FID compares pytorch-fid Inception
+features of the fakes with those of the real validation images (real statistics cached per
+dataset, split, resolution and weights). mIoU/pixel accuracy segment the fakes and score them
+against the label maps (don't care ignored) at the generated resolution. Diversity generates
+`samples` images per label map for the first `diversity_maps` maps and averages LPIPS and
+MS-SSIM over all pairs. FSD ("Fréchet Segmenter Distance") is the Fréchet distance between the
+reference U-Net segmenter's bottleneck features of real and fake images: an offline stand-in
+for FID on data without downloadable networks; it is NOT comparable to FID.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+
+METRICS = ("fid", "miou", "lpips", "msssim", "fsd")
+# What each reported key means, and whether lower is better.
+METRIC_INFO: Dict[str, Tuple[str, bool]] = {
+    "fid": ("Fréchet Inception Distance (pytorch-fid InceptionV3)", True),
+    "miou": ("mean IoU of a segmenter on the generated images", False),
+    "accuracy": ("pixel accuracy of a segmenter on the generated images", False),
+    "lpips": ("mean LPIPS between samples of one label map (diversity)", False),
+    "msssim": ("mean MS-SSIM between samples of one label map (lower = more diverse)", True),
+    "fsd": ("Fréchet Segmenter Distance (reference U-Net features; not FID)", True),
+}
+
+
+def lower_is_better(name: str) -> bool:
+    return METRIC_INFO.get(name, ("", True))[1]
+
+
+def parse_metrics(metrics: Union[str, Sequence[str]]) -> Tuple[str, ...]:
+    from ..errors import OASISError
+
+    if isinstance(metrics, str):
+        metrics = [m for m in metrics.replace(" ", "").split(",") if m]
+    out = []
+    for m in metrics:
+        m = m.lower().replace("-", "")
+        m = {"ms_ssim": "msssim", "ssim": "msssim", "iou": "miou", "diversity": "lpips"}.get(m, m)
+        if m not in METRICS:
+            raise OASISError(f"unknown metric {m!r}: choose from {', '.join(METRICS)}")
+        if m not in out:
+            out.append(m)
+    return tuple(out)
+
+
+@dataclass
+class EvalReport:
+    metrics: Dict[str, float]
+    info: Dict[str, Any] = field(default_factory=dict)
+    skipped: Dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"metrics": self.metrics, "skipped": self.skipped, **self.info}
+
+    def format_table(self) -> str:
+        lines = [f"{'metric':<10} {'value':>12}  meaning"]
+        for k, v in self.metrics.items():
+            text, low = METRIC_INFO.get(k, (k, True))
+            arrow = "lower is better" if low else "higher is better"
+            lines.append(f"{k:<10} {v:>12.4f}  {text}, {arrow}")
+        for k, why in self.skipped.items():
+            lines.append(f"{k:<10} {'skipped':>12}  {why.splitlines()[0]}")
+        return "\n".join(lines)
+
+
+def _unwrap(generator):
+    """Accept an OASISModel, a (DDP/compiled) Generator, or any module with z_dim."""
+    disc = None
+    if hasattr(generator, "generator") and hasattr(generator, "config"):
+        disc = getattr(generator, "discriminator", None)
+        generator = generator.generator
+    g = getattr(generator, "module", generator)
+    g = getattr(g, "_orig_mod", g)
+    return g, disc
+
+
+def _build_val_dataset(cfg, data_root, split):
+    try:
+        from ..data import build_dataset
+    except ImportError as e:  # the data package is part of the same project; this is a broken install
+        raise RuntimeError(f"oasisgan.data is not available: {e}") from None
+    return build_dataset(cfg, data_root, split=split)
+
+
+def _dataset_len(ds) -> int:
+    try:
+        return len(ds)
+    except TypeError:
+        return -1
+
+
+class _Loader:
+    """Batches of {"image", "label"} from a dataset of dicts, in order, optionally truncated."""
+
+    def __init__(self, dataset, batch_size: int, max_images: Optional[int], num_workers: int):
+        from torch.utils.data import DataLoader, Subset
+
+        n = _dataset_len(dataset)
+        if max_images is not None and n > max_images:
+            dataset = Subset(dataset, range(max_images))
+            n = max_images
+        self.n = n
+        self.loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                                 drop_last=False)
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        return iter(self.loader)
+
+
+def _stats_path(kind, cfg, data_root, split, extractor_id, n, cache_dir):
+    from ..weights import cache_dir as default_cache
+    from .fid import stats_cache_path
+
+    return stats_cache_path(cache_dir or default_cache(), kind, f"{cfg.preset}-{cfg.dataset}", data_root, split,
+                            (cfg.height, cfg.width), extractor_id, n)
+
+
+def evaluate(generator, cfg, data_root=None, metrics: Union[str, Sequence[str]] = ("fid",),
+             **options) -> Dict[str, float]:
+    """Compute `metrics` for `generator` on the validation split of `data_root`: a dict of floats.
+
+    Keys: ``fid``, ``miou`` and ``accuracy`` (from ``"miou"``), ``lpips``, ``msssim``, ``fsd``.
+    See `evaluate_report` for the options; the generator's train/eval mode is restored afterwards.
+    """
+    return evaluate_report(generator, cfg, data_root, metrics, **options).metrics
+
+
+@torch.no_grad()
+def evaluate_report(generator, cfg, data_root=None, metrics: Union[str, Sequence[str]] = ("fid",), *,
+                    dataset=None, split: str = "val", batch_size: int = 16, device=None,
+                    max_images: Optional[int] = None, seed: int = 0, num_workers: int = 0,
+                    progress: bool = True, cache_dir=None, use_cache: bool = True,
+                    inception_weights=None, verify_weights: bool = True, inception=None,
+                    segmenter=None, segmenter_weights=None, class_map=None, segmenter_input: str = "minus1_1",
+                    segmenter_size=None, discriminator: Optional[nn.Module] = None, fsd_segmenter=None,
+                    lpips_net: str = "alex", lpips_version: str = "0.1", lpips_backbone=None,
+                    lpips_weights=None, lpips_model=None, samples: int = 10, diversity_maps: int = 50,
+                    on_missing: str = "raise") -> EvalReport:
+    """The full evaluation, with details (`EvalReport`).
+
+    dataset: any dataset of {"image", "label"} dicts instead of ``build_dataset(cfg, data_root, split)``
+        (its real statistics are not cached). max_images: use the first N validation items.
+    inception_weights: pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth`` (default: cache/download);
+        inception: an already built feature network (tests).
+    segmenter: None (the paper's for the dataset), "drn" | "upernet" | "deeplab" | "discriminator",
+        a file (reference segmenter, TorchScript, or original state dict) or a `Segmenter`;
+        segmenter_weights for the named architectures; class_map / segmenter_input for TorchScript;
+        segmenter_size (H, W) to resize fakes before segmenting (scores stay at the generated size).
+    fsd_segmenter: the reference segmenter for FSD (default: `segmenter` when it is one).
+    lpips_*: network (alex | vgg | squeeze), version, backbone and linear weight files; lpips_model: a
+        built `LPIPS`. samples: images per label map for diversity; diversity_maps: label maps used.
+    on_missing: "raise" (default) or "skip" a metric whose weights/segmenter are unavailable
+        (`report.skipped` says why).
+    """
+    from ..errors import OASISError
+    from ..labels import one_hot
+    from ..weights import WeightsError
+    from .fid import FeatureStats, inception_features, load_inception
+    from .miou import SegmentationScore
+
+    wanted = parse_metrics(metrics)
+    if on_missing not in ("raise", "skip"):
+        raise ValueError("on_missing must be 'raise' or 'skip'")
+    gen, model_disc = _unwrap(generator)
+    discriminator = discriminator if discriminator is not None else model_disc
+    gen_device = next(gen.parameters()).device
+    dev = torch.device(device) if device is not None else gen_device
+    t0 = time.time()
+    report = EvalReport({}, {"protocol": {"split": split, "resolution": [cfg.height, cfg.width], "seed": seed,
+                                          "noise": "fresh z per image", "generator_mode": "eval"}})
+    skipped = report.skipped
+
+    def unavailable(name, err):
+        if on_missing == "raise":
+            raise err
+        skipped[name] = str(err)
+
+    # ---- networks first, so a missing file fails before the long pass -----------------------
+    inc = inc_sha = None
+    if "fid" in wanted:
+        try:
+            if inception is not None:
+                inc, inc_sha = inception.eval().to(dev), "user-supplied"
+            else:
+                inc, inc_sha = load_inception(inception_weights, dev, verify=verify_weights)
+            report.info["inception_sha256"] = inc_sha
+        except (WeightsError, OASISError) as e:
+            unavailable("fid", e)
+    seg = None
+    if "miou" in wanted:
+        from .segmenters import load_segmenter
+
+        try:
+            seg = load_segmenter(segmenter, cfg, weights=segmenter_weights, class_map=class_map,
+                                 input_range=segmenter_input, input_size=segmenter_size,
+                                 discriminator=discriminator, device=dev)
+            report.info["segmenter"] = {"name": seg.name, "classes": seg.num_classes,
+                                        "sha256": seg.weights_sha256}
+        except (WeightsError, OASISError) as e:
+            unavailable("miou", e)
+    fsd_seg = None
+    if "fsd" in wanted:
+        from .segmenters import ReferenceSegmenter, load_segmenter
+
+        try:
+            spec = fsd_segmenter
+            if spec is None:
+                if isinstance(seg, ReferenceSegmenter):
+                    fsd_seg = seg
+                elif isinstance(segmenter, ReferenceSegmenter):
+                    fsd_seg = segmenter.eval().to(dev)
+                elif isinstance(segmenter, (str, Path)) and Path(segmenter).is_file():
+                    spec = segmenter
+            if fsd_seg is None:
+                if spec is None:
+                    raise OASISError("fsd needs the reference segmenter: train it with `oasis segmenter train` "
+                                     "and pass it (--segmenter FILE or --fsd-segmenter FILE)")
+                fsd_seg = load_segmenter(spec, cfg, device=dev)
+            if not isinstance(fsd_seg, ReferenceSegmenter):
+                raise OASISError("fsd uses the features of an oasisgan reference segmenter "
+                                 "(`oasis segmenter train`); the given segmenter is not one")
+            report.info["fsd_segmenter_sha256"] = fsd_seg.weights_sha256
+        except (WeightsError, OASISError) as e:
+            unavailable("fsd", e)
+            fsd_seg = None
+    lp = None
+    if "lpips" in wanted:
+        from .diversity import load_lpips
+
+        try:
+            lp = lpips_model.eval().to(dev) if lpips_model is not None else load_lpips(
+                lpips_net, lpips_version, lpips_backbone, lpips_weights, dev)
+            report.info["lpips"] = {"net": lp.net_name, "version": lp.version}
+        except (WeightsError, OASISError) as e:
+            unavailable("lpips", e)
+
+    # ---- data --------------------------------------------------------------------------------
+    if dataset is None:
+        if data_root is None:
+            raise OASISError("evaluate needs data_root (or a dataset)")
+        dataset = _build_val_dataset(cfg, data_root, split)
+    n_items = _dataset_len(dataset)
+    if n_items == 0:
+        raise OASISError(f"the {split} split has no images")
+    loader = _Loader(dataset, batch_size, max_images, num_workers)
+    report.info["num_images"] = loader.n
+    cacheable = use_cache and data_root is not None
+
+    was_training = gen.training
+    gen.eval()
+    try:
+        # ---- pass 1: one fake per label map (FID, FSD, mIoU) ---------------------------------
+        if inc is not None or seg is not None or fsd_seg is not None:
+            rng = torch.Generator().manual_seed(seed)
+            real_fid = real_fsd = None
+            fid_path = fsd_path = None
+            if inc is not None and cacheable:
+                fid_path = _stats_path("fid", cfg, data_root, split, inc_sha, (loader.n, n_items), cache_dir)
+                if fid_path.is_file():
+                    real_fid = FeatureStats.load(fid_path)
+            if fsd_seg is not None and cacheable:
+                fsd_path = _stats_path("fsd", cfg, data_root, split, fsd_seg.weights_sha256 or "?",
+                                       (loader.n, n_items), cache_dir)
+                if fsd_path.is_file():
+                    real_fsd = FeatureStats.load(fsd_path)
+            feats = {"fid_real": [], "fid_fake": [], "fsd_real": [], "fsd_fake": []}
+            score = None
+            if seg is not None:
+                classes = torch.nonzero(seg.valid_classes).flatten().tolist()
+                score = SegmentationScore(seg.num_classes, classes, seg.class_names)
+            nonfinite = 0
+            names = [m for m in ("fid", "fsd", "miou") if {"fid": inc, "fsd": fsd_seg, "miou": seg}[m] is not None]
+            bar = _progress(loader, f"evaluate {'+'.join(names)}", progress)
+            for batch in bar:
+                label = batch["label"].to(gen_device)
+                z = torch.randn(label.shape[0], gen.z_dim, generator=rng).to(gen_device)
+                fake = gen(one_hot(label, cfg.semantic_nc), z).float()
+                if not torch.isfinite(fake).all():
+                    nonfinite += 1
+                    fake = torch.nan_to_num(fake, nan=0.0, posinf=1.0, neginf=-1.0)
+                fake = fake.to(dev)
+                if inc is not None:
+                    feats["fid_fake"].append(inception_features(inc, fake, batch_size))
+                    if real_fid is None:
+                        feats["fid_real"].append(inception_features(inc, batch["image"].to(dev), batch_size))
+                if fsd_seg is not None:
+                    feats["fsd_fake"].append(fsd_seg.features(fake).float().cpu())
+                    if real_fsd is None:
+                        feats["fsd_real"].append(fsd_seg.features(batch["image"].to(dev)).float().cpu())
+                if seg is not None:
+                    pred = seg.predict(fake)
+                    score.update(pred.cpu(), seg.map_labels(batch["label"]).cpu())
+            if nonfinite:
+                report.info["warning"] = f"the generator produced inf/NaN in {nonfinite} batch(es)"
+            if inc is not None:
+                if real_fid is None:
+                    real_fid = FeatureStats.from_features(torch.cat(feats["fid_real"]))
+                    if fid_path is not None:
+                        real_fid.save(fid_path, {"kind": "fid", "split": split})
+                report.metrics["fid"] = (float("nan") if nonfinite else
+                                         real_fid.distance(FeatureStats.from_features(torch.cat(feats["fid_fake"]))))
+                report.info["fid_real_stats"] = str(fid_path) if fid_path else None
+            if seg is not None:
+                report.metrics["miou"] = score.miou
+                report.metrics["accuracy"] = score.accuracy
+                report.info["per_class_iou"] = score.per_class()
+            if fsd_seg is not None:
+                if real_fsd is None:
+                    real_fsd = FeatureStats.from_features(torch.cat(feats["fsd_real"]))
+                    if fsd_path is not None:
+                        real_fsd.save(fsd_path, {"kind": "fsd", "split": split})
+                report.metrics["fsd"] = (float("nan") if nonfinite else
+                                         real_fsd.distance(FeatureStats.from_features(torch.cat(feats["fsd_fake"]))))
+        # ---- pass 2: diversity -----------------------------------------------------------------
+        want_ms = "msssim" in wanted
+        if lp is not None or want_ms:
+            _diversity(gen, cfg, dataset, lp, want_ms, samples, diversity_maps, batch_size, seed + 1,
+                       gen_device, dev, progress, report)
+    finally:
+        gen.train(was_training)
+    report.metrics = {k: report.metrics[k] for k in ("fid", "fsd", "miou", "accuracy", "lpips", "msssim")
+                      if k in report.metrics}
+    report.info["seconds"] = round(time.time() - t0, 2)
+    return report
+
+
+def _progress(it, desc, enabled):
+    if not enabled:
+        return it
+    from tqdm import tqdm
+
+    return tqdm(it, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True)
+
+
+def _diversity(gen, cfg, dataset, lp, want_ms, samples, n_maps, batch_size, seed, gen_device, dev,
+               progress, report):
+    from ..errors import OASISError
+    from ..labels import one_hot
+    from .diversity import ms_ssim, pairwise_mean
+
+    if samples < 2:
+        raise OASISError("diversity needs --samples >= 2")
+    n = _dataset_len(dataset)
+    n_maps = n if n_maps is None or n_maps <= 0 else min(n_maps, n)
+    rng = torch.Generator().manual_seed(seed)
+    lp_total = ms_total = 0.0
+    for i in _progress(range(n_maps), "evaluate diversity", progress):
+        label = torch.as_tensor(dataset[i]["label"])[None].to(gen_device)
+        imgs = []
+        for j in range(0, samples, batch_size):
+            k = min(batch_size, samples - j)
+            z = torch.randn(k, gen.z_dim, generator=rng).to(gen_device)
+            imgs.append(gen(one_hot(label.expand(k, -1, -1), cfg.semantic_nc), z).float().to(dev))
+        imgs = torch.cat(imgs).clamp(-1, 1)
+        if lp is not None:
+            lp_total += pairwise_mean(lambda a, b: lp(a, b), imgs, batch_size)
+        if want_ms:
+            ms_total += pairwise_mean(lambda a, b: ms_ssim((a + 1) / 2, (b + 1) / 2), imgs, batch_size)
+    if lp is not None:
+        report.metrics["lpips"] = lp_total / n_maps
+    if want_ms:
+        report.metrics["msssim"] = ms_total / n_maps
+    report.info["diversity"] = {"samples_per_map": samples, "label_maps": n_maps, "pairs": "all"}
+
+
+def finite_or_none(x: float) -> Optional[float]:
+    return x if isinstance(x, float) and math.isfinite(x) else None
