@@ -1,1 +1,15 @@
-"""Training: the loop, EMA, checkpoints, distributed helpers and logging."""
+"""Training: the loop, the OASIS step, EMA, resume state, distributed helpers, logging.
+
+`train(cfg, data_root, out_dir, resume=False, ...)` is the entry point (`oasis train`).
+"""
+from .ema import recollect_bn_stats, update_ema
+
+__all__ = ["train", "Trainer", "TrainResult", "TrainingDiverged", "update_ema", "recollect_bn_stats"]
+
+
+def __getattr__(name):  # keep `import oasisgan.training.ema` light
+    if name in ("train", "Trainer", "TrainResult", "TrainingDiverged"):
+        from . import loop
+
+        return getattr(loop, name)
+    raise AttributeError(name)

@@ -1,0 +1,539 @@
+"""The training loop: ``train(cfg, data_root, out_dir, resume=False, ...)``.
+
+Run directory::
+
+    config.yaml                the resolved config of the run
+    checkpoints/latest.ckpt    everything needed to resume (optimisers, EMA, RNG, iteration)
+    checkpoints/iter_<N>.ckpt  weights every ``freq_save_ckpt`` iterations (and at the end)
+    checkpoints/best.ckpt      weights of the best evaluation so far (``freq_fid`` > 0)
+    samples/iter_<N>.png       label | real | G | EMA G, every ``freq_print`` iterations
+    tb/                        TensorBoard
+    log.jsonl                  the same scalars as JSON lines
+
+Every checkpoint loads with ``oasisgan.load``. Schedule (counted in completed iterations N):
+the EMA generator's BatchNorm statistics are re-collected in place whenever N is a multiple of
+``freq_print``, ``freq_fid`` (evaluation on), ``freq_save_ckpt`` or ``freq_save_latest`` -- the
+official ``update_EMA`` condition -- followed by the grid, checkpoints and evaluation due at N.
+Saves outside that schedule (end of training, Ctrl-C) re-collect on the side: the EMA weights of
+the training run are saved as they were, so resuming from such a checkpoint continues exactly
+as if the run had never stopped.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Union
+
+import torch
+import torch.nn as nn
+
+from ..checkpoint import CheckpointError, atomic_save, make_checkpoint, read_checkpoint
+from ..config import ConfigError, OASISConfig
+from ..errors import DataError, OASISError
+from ..labels import one_hot
+from ..nn import Discriminator, Generator
+from . import distributed as D
+from .amp import Precision, prepare_module, to_memory_format
+from .data import batches_per_epoch, epoch_loader, fixed_batch
+from .ema import recollect_bn_stats
+from .logging import RunLogger, make_grid, sample_columns
+from .signals import StopRequest
+from .state import (buffers_of, capture_rng_state, load_buffers, preserved_rng, restore_rng_state,
+                    seed_everything)
+from .step import TrainStep
+
+# Fields that may change when a run is resumed (schedule and bookkeeping); all others define the
+# model, the data or the optimisation and must match the checkpoint.
+RESUMABLE_CHANGES = {"iters", "num_epochs", "num_workers", "freq_print", "freq_save_latest",
+                     "freq_save_ckpt", "freq_fid", "eval_metrics", "log_every", "lr_g", "lr_d",
+                     "compile", "channels_last", "bn_stats_batches", "class_names", "palette"}
+HIGHER_IS_BETTER = ("miou", "iou", "acc", "accuracy")
+BN_EPOCH_BASE = 1_000_000  # data "epochs" of the BN re-collection passes: never those of training
+GRID_SAMPLES = 8
+
+
+class TrainingDiverged(OASISError):
+    """A loss became NaN or inf; the run stopped without saving."""
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    iteration: int
+    status: str  # finished | interrupted
+    checkpoint: Optional[Path]
+    best: Optional[Dict[str, Any]] = None
+    last_losses: Dict[str, float] = field(default_factory=dict)
+
+
+def _metric_is_better(name: str, new: float, old: Optional[float]) -> bool:
+    if old is None:
+        return True
+    higher = any(h in name.lower() for h in HIGHER_IS_BETTER)
+    return new > old if higher else new < old
+
+
+def write_config(cfg: OASISConfig, path: Path) -> None:
+    import yaml
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".yaml.tmp")
+    tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    tmp.replace(path)
+
+
+class Trainer:
+    def __init__(self, cfg: OASISConfig, data_root: Optional[Union[str, Path]], out_dir: Union[str, Path],
+                 resume: bool = False, device: Optional[str] = None, eval_every: Optional[int] = None,
+                 dataset=None, progress: bool = True, tensorboard: bool = True, check_data: bool = True):
+        self.ctx = D.init_distributed(device)
+        try:
+            self._setup(cfg, data_root, out_dir, resume, eval_every, dataset, progress, tensorboard,
+                        check_data)
+        except BaseException:
+            D.cleanup(self.ctx)
+            raise
+
+    # ------------------------------------------------------------------------------------------
+    # set-up
+    # ------------------------------------------------------------------------------------------
+    def _setup(self, cfg, data_root, out_dir, resume, eval_every, dataset, progress, tensorboard, check_data):
+        ctx = self.ctx
+        if eval_every is not None:
+            cfg = cfg.replace(freq_fid=int(eval_every))
+        cfg.validate()
+        self.cfg, self.data_root = cfg, None if data_root is None else Path(data_root)
+        self.out_dir = Path(out_dir)
+        self.ckpt_dir = self.out_dir / "checkpoints"
+        self.device = ctx.device
+        latest = self.ckpt_dir / "latest.ckpt"
+        resume_ckpt = None
+        if resume and latest.is_file():
+            resume_ckpt = read_checkpoint(latest)
+            if resume_ckpt.get("training") is None:
+                raise CheckpointError(f"{latest} holds no training state to resume from")
+            self._check_resume_config(resume_ckpt, latest)
+        elif not resume and latest.is_file():
+            raise ConfigError(f"{self.out_dir} already holds a training run ({latest}); continue it with "
+                              "--resume, or choose another --out")
+        if cfg.batch_size % ctx.world_size:
+            raise ConfigError(f"config field 'batch_size' = {cfg.batch_size}: the global batch must be "
+                              f"divisible by the number of processes ({ctx.world_size})")
+        self.batch = cfg.batch_size // ctx.world_size
+
+        # --- data ---
+        if dataset is None:
+            dataset = self._build_dataset(check_data)
+        self.dataset = dataset
+        self.bpe = batches_per_epoch(dataset, self.batch, ctx.world_size)
+        if self.bpe < 1:
+            raise DataError(f"the training set has {len(dataset)} images: fewer than one batch of "
+                            f"{self.batch} per process; lower --batch-size")
+        self.total = cfg.iters if cfg.iters is not None else cfg.num_epochs * self.bpe
+
+        # --- evaluation ---
+        self.eval_metrics = [m.strip() for m in (cfg.eval_metrics or "").split(",") if m.strip()]
+        self.eval_on = bool(cfg.freq_fid) and bool(self.eval_metrics)
+        if self.eval_on:
+            self.eval_on = self._eval_preflight(explicit=eval_every is not None)
+
+        # --- networks (identical on every rank), EMA as a copy of the initialised G ---
+        seed_everything(cfg.seed)
+        g = Generator.from_config(cfg)
+        d = Discriminator.from_config(cfg)
+        ema = copy.deepcopy(g).requires_grad_(False) if cfg.ema else None
+        if resume_ckpt is not None:
+            self._load_weights(resume_ckpt, g, d, ema, latest)
+        g, d = g.to(self.device), d.to(self.device)
+        g = D.convert_sync_batchnorm(g, ctx, cfg.param_free_norm)
+        prepare_module(g, cfg.channels_last, cfg.compile)
+        prepare_module(d, cfg.channels_last, cfg.compile)
+        if ema is not None:
+            ema = D.convert_sync_batchnorm(ema.to(self.device), ctx, cfg.param_free_norm)
+            prepare_module(ema, cfg.channels_last, False)
+            ema.eval()
+        self.g, self.d, self.ema = g, d, ema
+        self.g_train, self.d_train = D.wrap_ddp(g, ctx), D.wrap_ddp(d, ctx)
+        self.opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
+        self.opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
+        self.precision = Precision(cfg.amp, self.device)
+        vgg = None
+        if cfg.add_vgg_loss:
+            from ..losses import VGGLoss
+
+            vgg = VGGLoss(cfg.vgg_weights).to(self.device)
+        self.stepper = TrainStep(cfg, self.g_train, self.d_train, ema, self.opt_g, self.opt_d,
+                                 self.precision, vgg)
+
+        # --- training state ---
+        self.step, self.best = 0, None
+        seed_everything(cfg.seed + ctx.rank)  # per-rank z and LabelMix streams
+        if resume_ckpt is not None:
+            self._load_training_state(resume_ckpt["training"])
+        self.resumed_from = self.step if resume_ckpt is not None else None
+        self.recollected_at: Optional[int] = None
+        self.grid_batch = None
+        if ctx.is_main:
+            write_config(cfg, self.out_dir / "config.yaml")
+            info = {"data_root": None if self.data_root is None else str(self.data_root.resolve()),
+                    "world_size": ctx.world_size, "device": str(self.device),
+                    "total_iterations": self.total, "batches_per_epoch": self.bpe}
+            (self.out_dir / "run.json").write_text(json.dumps(info, indent=1) + "\n")
+        self.logger = RunLogger(self.out_dir, self.total, self.step, cfg.batch_size, enabled=ctx.is_main,
+                                progress=progress, tensorboard=tensorboard)
+
+    def _build_dataset(self, check_data: bool):
+        if self.data_root is None:
+            raise ConfigError("give --data-root (the dataset folder)")
+        try:
+            from ..data import build_dataset, check_dataset
+        except ImportError as e:  # pragma: no cover - the data package is part of oasisgan
+            raise ConfigError(f"the data package is not available: {e}") from None
+        if check_data:
+            report = check_dataset(self.cfg, self.data_root, quick=True)
+            if not report.ok:
+                raise DataError(report.format())
+        return build_dataset(self.cfg, self.data_root, "train")
+
+    def _eval_preflight(self, explicit: bool) -> bool:
+        """Can the configured metrics run? Decided at start-up, never mid-run."""
+        why = None
+        try:
+            from .. import metrics
+        except ImportError as e:
+            why = f"oasisgan.metrics is not available ({e})"
+        else:
+            if not hasattr(metrics, "evaluate"):
+                why = "oasisgan.metrics.evaluate is not available"
+            elif self.data_root is None:
+                why = "evaluation needs --data-root"
+            else:
+                check = getattr(metrics, "check_metrics", None)
+                if check is not None:
+                    try:
+                        check(self.eval_metrics, self.cfg, self.data_root)
+                    except Exception as e:  # missing weights, unknown metric...
+                        why = str(e)
+        if why is None:
+            return True
+        if explicit:
+            raise ConfigError(f"--eval-every {self.cfg.freq_fid}: cannot evaluate "
+                              f"{','.join(self.eval_metrics)}: {why}")
+        if self.ctx.is_main:
+            print(f"note: evaluation during training is off: {why} (set --eval-every 0 to silence)",
+                  file=sys.stderr)
+        return False
+
+    def _check_resume_config(self, ckpt, path) -> None:
+        old = ckpt["config"]
+        new = self.cfg.to_dict()
+        diff = [k for k in new if k in old and old[k] != new[k] and k not in RESUMABLE_CHANGES]
+        if diff:
+            items = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in diff)
+            raise ConfigError(f"cannot resume {path} with a different config ({items}); "
+                              "resume with the run's own config.yaml")
+
+    def _load_weights(self, ckpt, g, d, ema, path) -> None:
+        try:
+            g.load_state_dict(ckpt["generator"])
+            d.load_state_dict(ckpt["discriminator"])
+            if ema is not None:
+                ema.load_state_dict(ckpt["ema"])
+                extra = (ckpt["training"] or {}).get("ema_buffers")
+                if extra:
+                    load_buffers(ema, extra)
+        except (RuntimeError, TypeError, KeyError) as e:
+            raise CheckpointError(f"{path}: cannot restore the networks: {str(e).splitlines()[0]}") from None
+
+    def _load_training_state(self, tr: Dict[str, Any]) -> None:
+        cfg, ctx = self.cfg, self.ctx
+        self.opt_g.load_state_dict(tr["opt_g"])
+        self.opt_d.load_state_dict(tr["opt_d"])
+        for grp in self.opt_g.param_groups:
+            grp["lr"] = cfg.lr_g
+        for grp in self.opt_d.param_groups:
+            grp["lr"] = cfg.lr_d
+        self.precision.load_state_dict(tr.get("precision"))
+        self.step = int(tr["iteration"])
+        self.best = tr.get("best")
+        rngs = tr.get("rng") or []
+        if len(rngs) == ctx.world_size:
+            restore_rng_state(rngs[ctx.rank])
+        else:
+            seed_everything(cfg.seed + ctx.rank + 7919 * self.step)
+            if ctx.is_main:
+                print(f"note: the checkpoint was written by {len(rngs)} process(es), this run has "
+                      f"{ctx.world_size}: random streams are re-seeded (the run continues, not bit-exactly)",
+                      file=sys.stderr)
+        if int(tr.get("batches_per_epoch", self.bpe)) != self.bpe and ctx.is_main:
+            print("note: the number of batches per epoch changed since the checkpoint "
+                  f"({tr.get('batches_per_epoch')} -> {self.bpe}); the data order differs from "
+                  "an uninterrupted run", file=sys.stderr)
+
+    # ------------------------------------------------------------------------------------------
+    # helpers
+    # ------------------------------------------------------------------------------------------
+    @property
+    def output_generator(self) -> nn.Module:
+        return self.ema if self.ema is not None else self.g
+
+    def _onehot(self, batch) -> torch.Tensor:
+        label = batch["label"].to(self.device).long()
+        return to_memory_format(one_hot(label, self.cfg.semantic_nc), self.cfg.channels_last)
+
+    def recollect(self, step: int) -> None:
+        """Refresh the EMA generator's BatchNorm statistics (all ranks take part)."""
+        if self.ema is None or self.cfg.bn_stats_batches <= 0:
+            return
+        loader = epoch_loader(self.dataset, self.cfg, BN_EPOCH_BASE + step, self.batch, self.ctx.rank,
+                              self.ctx.world_size, num_workers=min(self.cfg.num_workers, 2),
+                              pin_memory=self.device.type == "cuda", seed_offset=1)
+        with preserved_rng(), self.precision.autocast():
+            recollect_bn_stats(self.ema, (self._onehot(b) for b in loader), self.cfg.bn_stats_batches)
+        self.recollected_at = step
+
+    @contextlib.contextmanager
+    def output_state(self, step: int) -> Iterator[Optional[Dict[str, torch.Tensor]]]:
+        """EMA with fresh BN statistics for an output outside the schedule; the training EMA's
+        buffers are yielded (to be saved for resuming) and put back afterwards."""
+        if self.ema is None or self.recollected_at == step:
+            yield None
+            return
+        saved = buffers_of(self.ema)
+        self.recollect(step)
+        try:
+            yield saved
+        finally:
+            load_buffers(self.ema, saved)
+            self.recollected_at = None
+
+    @torch.no_grad()
+    def sample_grid(self, step: int) -> None:
+        if not self.ctx.is_main:
+            return
+        cfg = self.cfg
+        with preserved_rng():
+            if self.grid_batch is None:
+                self.grid_batch = fixed_batch(self.dataset, GRID_SAMPLES)
+            label, real = self.grid_batch["label"], self.grid_batch["image"]
+            onehot = self._onehot(self.grid_batch)
+            z = torch.randn(label.shape[0], cfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed))
+            z = z.to(self.device)
+            fakes = []
+            with self.precision.autocast():
+                self.g.eval()
+                try:
+                    fakes.append(self.g(onehot, z).float())
+                finally:
+                    self.g.train()
+                if self.ema is not None:
+                    fakes.append(self.ema(onehot, z).float())
+        grid = make_grid(sample_columns(label, real, fakes, cfg))
+        self.logger.grid(step, grid)
+
+    def evaluate(self, step: int) -> Optional[Dict[str, float]]:
+        """Rank 0 evaluates the output generator; returns the results (None elsewhere)."""
+        results = None
+        if self.ctx.is_main:
+            from ..metrics import evaluate
+
+            gen = self.output_generator
+            was = gen.training
+            gen.eval()
+            t0 = time.perf_counter()
+            try:
+                with preserved_rng():
+                    results = evaluate(gen, self.cfg, self.data_root, metrics=tuple(self.eval_metrics))
+            except Exception as e:
+                from ..errors import is_user_error
+
+                if not is_user_error(e):
+                    raise
+                self.logger.message(f"evaluation at iteration {step} failed and is switched off: {e}")
+                self.eval_on = False
+            finally:
+                gen.train(was)
+            if results:
+                vals = {f"eval/{k}": float(v) for k, v in results.items()
+                        if isinstance(v, (int, float)) and not isinstance(v, bool)}
+                self.logger.scalars(step, vals, eval_seconds=round(time.perf_counter() - t0, 1))
+                self.logger.message(f"iteration {step}: " + ", ".join(
+                    f"{k[5:]} {v:.4g}" for k, v in vals.items()))
+        self.eval_on = D.broadcast_object(self.ctx, self.eval_on)
+        return results
+
+    def _best_update(self, step: int, results: Optional[Dict[str, float]]) -> bool:
+        if not results:
+            return False
+        names = [m for m in (["fid"] + self.eval_metrics) if m in results and
+                 isinstance(results[m], (int, float)) and math.isfinite(results[m])]
+        if not names:
+            return False
+        name = names[0]
+        old = self.best["value"] if self.best and self.best.get("metric") == name else None
+        if _metric_is_better(name, float(results[name]), old):
+            self.best = {"metric": name, "value": float(results[name]), "iteration": step}
+            return True
+        return False
+
+    def _finite_weights(self) -> bool:
+        params = list(self.g.parameters()) + list(self.d.parameters())
+        return bool(torch.stack([p.detach().isfinite().all() for p in params]).all())
+
+    def save(self, step: int, names: List[str], ema_buffers=None) -> Optional[Path]:
+        """Write checkpoints/<name>.ckpt for each name (collective: every rank calls it)."""
+        rngs = D.gather_objects(self.ctx, capture_rng_state())
+        if not self.ctx.is_main:
+            return None
+        if not self._finite_weights():
+            raise TrainingDiverged(f"the weights hold NaN/inf at iteration {step}: not saving; "
+                                   f"{self._last_good()}")
+        training = {
+            "iteration": step, "epoch": step // self.bpe, "batches_per_epoch": self.bpe,
+            "world_size": self.ctx.world_size, "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(), "precision": self.precision.state_dict(),
+            "rng": rngs, "ema_buffers": ema_buffers, "best": self.best,
+        }
+        ckpt = make_checkpoint(self.cfg, ema=self.ema, generator=self.g, discriminator=self.d,
+                               training=training, meta={"iteration": step, "run": str(self.out_dir)})
+        path = None
+        for name in names:
+            path = self.ckpt_dir / f"{name}.ckpt"
+            atomic_save(ckpt if name == "latest" else dict(ckpt, training=None), path)
+        return path
+
+    def _last_good(self) -> str:
+        latest = self.ckpt_dir / "latest.ckpt"
+        if latest.is_file():
+            try:
+                it = torch.load(latest, map_location="cpu", weights_only=True)["training"]["iteration"]
+                return f"the last good checkpoint is {latest} (iteration {it})"
+            except Exception:
+                return f"the last good checkpoint is {latest}"
+        return "no checkpoint had been written yet"
+
+    # ------------------------------------------------------------------------------------------
+    # the loop
+    # ------------------------------------------------------------------------------------------
+    def _scheduled(self, step: int) -> Dict[str, bool]:
+        cfg = self.cfg
+
+        def due(freq):
+            return bool(freq) and step % freq == 0
+
+        return {"grid": due(cfg.freq_print), "eval": self.eval_on and due(cfg.freq_fid),
+                "ckpt": due(cfg.freq_save_ckpt), "latest": due(cfg.freq_save_latest)}
+
+    def _periodic(self, step: int) -> None:
+        self.periodic_done = step
+        due = self._scheduled(step)
+        if not any(due.values()):
+            return
+        self.recollect(step)  # in place, like the official update_EMA condition
+        if due["grid"]:
+            self.sample_grid(step)
+        if due["ckpt"]:
+            self.save(step, [f"iter_{step}"])
+        if due["latest"]:
+            self.save(step, ["latest"])
+        if due["eval"]:
+            results = self.evaluate(step)
+            if D.broadcast_object(self.ctx, self._best_update(step, results)):
+                self.save(step, ["best"])
+
+    def _finish(self, step: int, interrupted: bool) -> Optional[Path]:
+        """Grid, evaluation and checkpoints at the end of the run (or on a stop request)."""
+        due = self._scheduled(step) if getattr(self, "periodic_done", None) == step else {}
+        with self.output_state(step) as train_buffers:
+            if not due.get("grid") and not interrupted:
+                self.sample_grid(step)
+            names = [] if due.get("latest") else ["latest"]
+            if not interrupted and self.cfg.freq_save_ckpt and not due.get("ckpt"):
+                names.append(f"iter_{step}")
+            if self.eval_on and not interrupted and not due.get("eval"):
+                results = self.evaluate(step)
+                if D.broadcast_object(self.ctx, self._best_update(step, results)):
+                    names.append("best")
+            path = self.save(step, names, ema_buffers=train_buffers) if names else None
+        return path or self.ckpt_dir / "latest.ckpt"
+
+    def run(self) -> TrainResult:
+        cfg, ctx = self.cfg, self.ctx
+        step, total = self.step, self.total
+        status, last = "finished", {}
+        if ctx.is_main:
+            nG = sum(p.numel() for p in self.g.parameters())
+            nD = sum(p.numel() for p in self.d.parameters())
+            what = "resuming at iteration %d of" % step if self.resumed_from is not None else "training"
+            self.logger.message(
+                f"{what} {total} iterations: preset {cfg.preset}, {cfg.height}x{cfg.width}, "
+                f"{cfg.semantic_nc} classes, G {nG / 1e6:.2f}M / D {nD / 1e6:.2f}M params, batch "
+                f"{cfg.batch_size} ({ctx.world_size} x {self.batch}) on {self.device}, "
+                f"{self.bpe} batches per epoch; run dir {self.out_dir}")
+        try:
+            with StopRequest() as stop:
+                stopping = False
+                while step < total and not stopping:
+                    epoch, offset = divmod(step, self.bpe)
+                    loader = epoch_loader(self.dataset, cfg, epoch, self.batch, ctx.rank, ctx.world_size,
+                                          start_batch=offset, pin_memory=self.device.type == "cuda")
+                    for batch in loader:
+                        losses = self.stepper.step(batch, self.device)
+                        step += 1
+                        names = list(losses)
+                        values = torch.stack([losses[k].float() for k in names]).cpu().tolist()
+                        last = dict(zip(names, values))
+                        bad = not all(math.isfinite(v) for v in values)
+                        stop_now, bad = D.any_true(ctx, stop.requested, bad)
+                        if bad:
+                            terms = ", ".join(f"{k} {v:.4g}" for k, v in last.items())
+                            raise TrainingDiverged(
+                                f"a loss became NaN or inf at iteration {step} ({terms}); the run "
+                                f"stopped without saving: {self._last_good()}. Lower the learning "
+                                "rates, or turn mixed precision off (amp=none), and resume or restart.")
+                        self.step = step
+                        self.logger.add(last)
+                        self.logger.tick(step)
+                        if cfg.log_every and step % cfg.log_every == 0:
+                            self.logger.flush(step, epoch, {"G": self.opt_g.param_groups[0]["lr"],
+                                                            "D": self.opt_d.param_groups[0]["lr"]})
+                        self._periodic(step)
+                        if stop_now or step >= total:
+                            stopping = stop_now
+                            break
+                if stopping:
+                    status = "interrupted"
+                    path = self._finish(step, interrupted=True)
+                    self.logger.message(f"stopped ({stop.name or 'signal'}) at iteration {step}: saved "
+                                        f"{path}; continue with --resume")
+                else:
+                    path = self._finish(step, interrupted=False)
+                    self.logger.message(f"finished {step} iterations: {path}")
+        finally:
+            self.logger.close()
+            D.cleanup(ctx)
+        return TrainResult(self.out_dir, step, status, path if ctx.is_main else None, self.best, last)
+
+
+def train(cfg: OASISConfig, data_root: Optional[Union[str, Path]], out_dir: Union[str, Path],
+          resume: bool = False, device: Optional[str] = None, eval_every: Optional[int] = None,
+          dataset=None, progress: bool = True, tensorboard: bool = True,
+          check_data: bool = True) -> TrainResult:
+    """Train OASIS on `data_root` into the run directory `out_dir` (see the module docstring).
+
+    `resume`: continue from ``out_dir/checkpoints/latest.ckpt`` (a fresh start when there is
+    none yet). `device`: cpu, cuda, cuda:K (default: cuda when available). Under torchrun each
+    process joins the process group and trains its share. `eval_every`: evaluate every N
+    iterations (overrides ``cfg.freq_fid``; an explicit value fails at start-up when the metrics
+    cannot run). `dataset`: an already built training dataset (then `data_root` is only used for
+    evaluation).
+    """
+    trainer = Trainer(cfg, data_root, out_dir, resume=resume, device=device, eval_every=eval_every,
+                      dataset=dataset, progress=progress, tensorboard=tensorboard, check_data=check_data)
+    return trainer.run()
