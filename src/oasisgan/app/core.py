@@ -10,8 +10,8 @@ and keeps every other pixel's. The server rebuilds the spatial noise from (seeds
 request, so any image can be reproduced from what the page holds, no session state is kept, and
 a restarted server gives the same pictures.
 
-Per pixel the noise is the 64-d (z_dim) vector that `oasisgan.synthesis.sample_noise(model, 1,
-seed)` draws for that seed: constant over a region, as OASIS is trained (one vector broadcast over
+Per pixel the noise is the z_dim vector that `oasisgan.synthesis.sample_noise(model, 1, seed)`
+draws for that seed: constant over a region, as OASIS is trained (one vector broadcast over
 the image), so a region with one seed looks like a normal OASIS image and a resampled region like
 the same scene with another z there. One seed everywhere is exactly `synthesize(model, label,
 seed=seed)`.
@@ -29,7 +29,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..labels import one_hot, palette_array, to_uint8_image
+from ..labels import palette_array, to_uint8_image
+from ..synthesis import sample_noise, synthesize
 
 MAX_SEED = 2**31 - 1
 MAX_SEEDS = 1024  # distinct seeds in one seed map
@@ -109,10 +110,6 @@ class Painter:
         self._lock = threading.Lock()
         self._noise_cache: Dict[int, torch.Tensor] = {}
         self.last_ms: Optional[float] = None
-        # first colour wins where a palette repeats a colour (Cityscapes' black classes)
-        self._colour_to_id: Dict[int, int] = {}
-        for i, (r, g, b) in enumerate(self.palette.astype(np.int64)):
-            self._colour_to_id.setdefault((r << 16) | (g << 8) | b, i)
 
     # --- the page's static description -----------------------------------------------------------
     def info(self) -> Dict[str, Any]:
@@ -185,26 +182,21 @@ class Painter:
 
     # --- noise ----------------------------------------------------------------------------------
     def seed_vector(self, seed: int) -> torch.Tensor:
-        """The (z_dim,) noise vector of a seed, as `synthesis.sample_noise(model, 1, seed)`."""
+        """The (z_dim,) noise vector of a seed: `synthesis.sample_noise(model, 1, seed)[0]`."""
         v = self._noise_cache.get(seed)
         if v is None:
-            try:
-                from ..synthesis import sample_noise
-            except ImportError:  # pragma: no cover - before the synthesis module exists
-                sample_noise = None
-            if sample_noise is not None:
-                v = sample_noise(self.model, 1, seed=seed).reshape(-1)[: self.z_dim]
-            else:
-                g = torch.Generator().manual_seed(seed)
-                v = torch.randn(1, self.z_dim, generator=g)[0]
-            v = v.detach().float().cpu()
+            v = sample_noise(self.model, 1, seed=seed)[0].detach().float().cpu()
             if len(self._noise_cache) > 4096:
                 self._noise_cache.clear()
             self._noise_cache[seed] = v
         return v
 
     def noise_map(self, seeds: Sequence[int], index: Optional[np.ndarray]) -> torch.Tensor:
-        """(1, z_dim, H, W): pixel p gets the vector of seeds[index[p]]."""
+        """(1, z_dim, H, W): pixel p gets the vector of seeds[index[p]].
+
+        The same tensor as `sample_noise(model, 1, seeds[0], size=(H, W))` followed by
+        `resample_region(z, index == k, seeds[k])` for k = 1, 2, ..., built in one gather.
+        """
         vecs = torch.stack([self.seed_vector(s) for s in seeds])  # (S, z)
         if index is None:
             z = vecs[0][:, None, None].expand(self.z_dim, self.height, self.width)
@@ -216,13 +208,12 @@ class Painter:
     def synthesize_array(self, label: np.ndarray, seeds: Sequence[int],
                          index: Optional[np.ndarray] = None) -> Tuple[np.ndarray, Dict[str, Any]]:
         """uint8 (H, W, 3) image and notes for a validated label map and seed map."""
-        dev = self.model.device
-        lab = torch.from_numpy(np.ascontiguousarray(label)).long().unsqueeze(0).to(dev)
-        z = self.noise_map(seeds, index).to(dev)
+        lab = torch.from_numpy(np.ascontiguousarray(label)).long()
+        z = self.noise_map(seeds, index)
         with self._lock:
             t0 = time.perf_counter()
             with torch.inference_mode():
-                out = self.model.generator(one_hot(lab, self.num_classes), z)
+                out = synthesize(self.model, lab, z=z)
             ms = (time.perf_counter() - t0) * 1000.0
             self.last_ms = ms
         notes: Dict[str, Any] = {"ms": round(ms, 1)}
@@ -264,7 +255,9 @@ class Painter:
         if not data.startswith(PNG_MAGIC):
             raise RequestError("label maps must be PNG files (an index PNG of class ids, or a "
                                "colour PNG in the model's palette); JPEG would blur the labels")
-        arr, notes = self._read_png(data)
+        name = body.get("name") if isinstance(body.get("name"), str) else "upload"
+        name = "".join(ch for ch in name[:80] if ch.isprintable()) or "upload"
+        arr, notes = self._read_png(data, name)
         h, w = arr.shape
         if (h, w) != (self.height, self.width):
             notes.append(f"resized from {w}x{h} to {self.width}x{self.height} (nearest neighbour)")
@@ -277,8 +270,18 @@ class Painter:
         return {"label": self.encode_map(arr), "notes": notes,
                 "classes_present": present}
 
-    def _read_png(self, data: bytes) -> Tuple[np.ndarray, List[str]]:
+    def _read_png(self, data: bytes, name: str = "upload") -> Tuple[np.ndarray, List[str]]:
+        """Model ids of a PNG.
+
+        A palette PNG whose colours are the model's (what "Download label map" writes) holds model
+        ids. Anything else is read as a label file of the model's dataset
+        (`oasisgan.data.labelmaps`): index PNGs in the dataset's own ids (COCO-Stuff: raw + 1,
+        255 -> 0), colour PNGs through the palette.
+        """
         from PIL import Image
+
+        from ..data.labelmaps import label_array_to_ids
+        from ..errors import LabelError
 
         try:
             img = Image.open(io.BytesIO(data))
@@ -292,67 +295,42 @@ class Painter:
             raise RequestError(f"cannot read the PNG: {str(e)[:200] or type(e).__name__}") from None
         notes: List[str] = []
         n = self.num_classes
-        mode = img.mode
-        if mode in ("LA", "PA"):
-            img = img.convert(mode[0])
-            mode = img.mode
-        if mode == "P":
+        if img.mode == "LA":
+            img = img.getchannel(0)
+        elif img.mode == "PA":
+            img = img.convert("RGB")
+        if img.mode == "P":
             idx = np.asarray(img).astype(np.int64)
             used = np.unique(idx)
-            raw_pal = img.getpalette() or []
+            flat = list(img.getpalette() or [])[:768]
             pal = np.zeros((256, 3), np.int64)
-            pal_arr = np.asarray(raw_pal[: 768], dtype=np.int64)
-            pal_arr = pal_arr[: len(pal_arr) // 3 * 3].reshape(-1, 3)
-            pal[: len(pal_arr)] = pal_arr
+            got = np.asarray(flat[: len(flat) // 3 * 3], dtype=np.int64).reshape(-1, 3)
+            pal[: len(got)] = got
             if used.max() < n and np.array_equal(pal[used], self.palette[used].astype(np.int64)):
-                return idx, notes  # our own download format: ids with the model's colours
-            rgb = pal[idx]
+                return idx, notes  # our own download format: model ids with the model's colours
+            img = img.convert("RGB")
+            notes.append("a palette PNG in other colours than the model's: read by colour")
+        elif img.mode == "1":
+            img = img.convert("L")
+        elif img.mode in ("RGBA", "RGBX", "CMYK", "YCbCr"):
+            img = img.convert("RGB")
+        elif img.mode not in ("L", "I", "RGB"):
             try:
-                return self._colours_to_ids(rgb), notes + ["read as a colour label map"]
-            except RequestError:
-                if used.max() < n:
-                    return idx, notes + ["palette PNG whose colours are not the model's: "
-                                         "its indices are taken as class ids"]
-                raise
-        if mode in ("L", "I", "I;16", "I;16B", "I;16L", "1"):
-            ids = np.asarray(img).astype(np.int64)
-            if ids.min() < 0 or ids.max() >= n:
-                bad = sorted(int(v) for v in np.unique(ids) if v < 0 or v >= n)
-                raise RequestError(f"the index PNG holds class id(s) {_fmt_list(bad)}, but the model "
-                                   f"has classes 0..{n - 1}")
-            return ids, notes
-        if mode in ("RGB", "RGBA"):
-            rgb = np.asarray(img.convert("RGB")).astype(np.int64)
-            try:
-                return self._colours_to_ids(rgb), notes
-            except RequestError:
-                gray = rgb[..., 0]
-                if (rgb[..., 1] == gray).all() and (rgb[..., 2] == gray).all() and gray.max() < n:
-                    return gray, notes + ["grey RGB image: its values are taken as class ids"]
-                raise
-        raise RequestError(f"unsupported PNG mode {mode!r}: use an index (8/16-bit grey or "
-                           f"palette) PNG or an RGB colour PNG")
-
-    def _colours_to_ids(self, rgb: np.ndarray) -> np.ndarray:
-        keys = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-        uniq, inv = np.unique(keys, return_inverse=True)
-        lut = np.array([self._colour_to_id.get(int(k), -1) for k in uniq], dtype=np.int64)
-        missing = uniq[lut < 0]
-        if len(missing):
-            cols = [f"({k >> 16},{(k >> 8) & 255},{k & 255})" for k in missing[:5].tolist()]
-            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-            raise RequestError(f"the colour PNG has {len(missing)} colour(s) that are not in the "
-                               f"model's palette: {', '.join(cols)}{more}")
-        return lut[inv].reshape(keys.shape)
+                img = img.convert("I")
+            except Exception:
+                raise RequestError(f"unsupported PNG mode {img.mode!r}: use an index (8/16-bit grey "
+                                   "or palette) PNG or an RGB colour PNG") from None
+        try:
+            ids = label_array_to_ids(np.asarray(img), self.cfg, path=name)
+        except LabelError as e:
+            raise RequestError(str(e)) from None
+        if ids.ndim != 2 or ids.min() < 0 or ids.max() >= n:  # checked by the reader; never trust blindly
+            raise RequestError(f"{name}: class ids outside 0..{n - 1}")
+        return ids, notes
 
     # --- the built-in example ---------------------------------------------------------------------
     def example(self, variant: int = 0) -> np.ndarray:
         return example_label(self.names, self.height, self.width, self.dontcare, variant)
-
-
-def _fmt_list(values: List[int], limit: int = 8) -> str:
-    s = ", ".join(str(v) for v in values[:limit])
-    return s + (f" (+{len(values) - limit} more)" if len(values) > limit else "")
 
 
 # ------------------------------------------------------------------------------------------------

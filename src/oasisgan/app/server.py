@@ -20,7 +20,6 @@ import logging
 import sys
 import threading
 import traceback
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any, Dict, Optional, Tuple
@@ -49,7 +48,18 @@ class PainterHandler(BaseHTTPRequestHandler):
     painter: Painter  # set on the subclass made by make_server
     quiet = False
 
+    # answer even malformed request lines with a status line and headers (not HTTP/0.9's bare body)
+    default_request_version = "HTTP/1.0"
+
     # --- plumbing --------------------------------------------------------------------------------
+    def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
+        """Protocol-level errors (bad request line, header too long...) as JSON like every other."""
+        self.close_connection = True
+        try:
+            self._error(code, message or explain or "bad request")
+        except OSError:
+            pass
+
     def log_message(self, fmt: str, *args: Any) -> None:
         if not self.quiet:
             sys.stderr.write("%s - %s\n" % (self.address_string(), fmt % args))
