@@ -407,7 +407,7 @@ def interpolate_noise(z0, z1, n: int, mode: str = "linear") -> torch.Tensor:
     b = b.to(a.device)
     t = torch.linspace(0.0, 1.0, n, device=a.device).view(n, *([1] * (a.dim() - 1)))
     if mode == "linear":
-        out = (1 - t) * a + t * b
+        out = a + t * (b - a)
     elif mode == "slerp":
         na, nb = a.norm(dim=1, keepdim=True), b.norm(dim=1, keepdim=True)
         cos = ((a / na.clamp_min(1e-12)) * (b / nb.clamp_min(1e-12))).sum(1, keepdim=True).clamp(-1, 1)
@@ -419,6 +419,7 @@ def interpolate_noise(z0, z1, n: int, mode: str = "linear") -> torch.Tensor:
         out = wa * a + wb * b
     else:
         raise SynthesisError(f"unknown interpolation mode {mode!r}: use linear or slerp")
+    out = torch.where(a == b, a, out)  # noise shared by both ends stays exactly (local interpolation)
     out[0], out[-1] = a[0], b[0]
     return out
 
