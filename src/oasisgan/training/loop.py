@@ -291,8 +291,10 @@ class Trainer:
         """Refresh the EMA generator's BatchNorm statistics (all ranks take part)."""
         if self.ema is None or self.cfg.bn_stats_batches <= 0:
             return
+        n_images = (self.cfg.bn_stats_batches + 1) * self.batch
+        workers = min(self.cfg.num_workers, 2) if n_images > 64 else 0  # small passes: no spawn cost
         loader = epoch_loader(self.dataset, self.cfg, BN_EPOCH_BASE + step, self.batch, self.ctx.rank,
-                              self.ctx.world_size, num_workers=min(self.cfg.num_workers, 2),
+                              self.ctx.world_size, num_workers=workers,
                               pin_memory=self.device.type == "cuda", seed_offset=1)
         with preserved_rng(), self.precision.autocast():
             recollect_bn_stats(self.ema, (self._onehot(b) for b in loader), self.cfg.bn_stats_batches)

@@ -1,0 +1,101 @@
+"""`oasis train` / `train()`: run directory, loadable checkpoints, exact resume, CLI overrides."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+
+import oasisgan
+from oasisgan.checkpoint import read_checkpoint
+from oasisgan.errors import DataError
+from oasisgan.training import train
+
+from test_train_helpers import flat_optimizer_state, states_equal, tiny_cfg, tiny_root  # noqa: F401
+
+
+def test_short_run_writes_run_dir_and_loadable_checkpoints(tiny_root, tmp_path):
+    cfg = tiny_cfg(tiny_root, iters=5, freq_save_ckpt=2)
+    out = tmp_path / "run"
+    res = train(cfg, tiny_root, out, progress=False)
+    assert res.status == "finished" and res.iteration == 5
+    ck = out / "checkpoints"
+    assert sorted(p.name for p in ck.iterdir()) == ["iter_2.ckpt", "iter_4.ckpt", "iter_5.ckpt", "latest.ckpt"]
+    label = torch.randint(0, cfg.semantic_nc, (1, 32, 32))
+    for p in ck.iterdir():
+        model = oasisgan.load(p)
+        assert model.config.semantic_nc == cfg.semantic_nc and not model.generator.training
+        with torch.no_grad():
+            img = model.generator(oasisgan.labels.one_hot(label, cfg.semantic_nc))
+        assert img.shape == (1, 3, 32, 32) and torch.isfinite(img).all()
+    latest = read_checkpoint(ck / "latest.ckpt")
+    assert latest["training"]["iteration"] == 5 and read_checkpoint(ck / "iter_4.ckpt")["training"] is None
+    # run dir contents
+    assert yaml.safe_load((out / "config.yaml").read_text())["iters"] == 5
+    assert {"iter_0000002.png", "iter_0000004.png", "iter_0000005.png"} <= {p.name for p in (out / "samples").iterdir()}
+    recs = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["iter"] for r in recs] == [1, 2, 3, 4, 5]
+    assert {"loss/G", "loss/D_fake", "loss/D_real", "loss/LabelMix", "loss/D", "lr/G", "lr/D",
+            "speed/it_per_s", "speed/img_per_s"} <= set(recs[0])
+    assert any(p.name.startswith("events.out.tfevents") for p in (out / "tb").iterdir())
+    # a second run into the same folder is refused unless --resume
+    with pytest.raises(oasisgan.config.ConfigError, match="--resume"):
+        train(cfg, tiny_root, out, progress=False)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_resume_is_exact(tiny_root, tmp_path, workers):
+    """2N iterations straight == N iterations, stop (an unscheduled save), resume for N more.
+    N=3 is off the save/grid schedule (every 2) and 6 crosses an epoch (4 batches)."""
+    full = train(tiny_cfg(tiny_root, iters=6, num_workers=workers), tiny_root, tmp_path / "a", progress=False)
+    half = train(tiny_cfg(tiny_root, iters=3, num_workers=workers), tiny_root, tmp_path / "b", progress=False)
+    assert full.iteration == 6 and half.iteration == 3
+    rest = train(tiny_cfg(tiny_root, iters=6, num_workers=workers), tiny_root, tmp_path / "b", resume=True,
+                 progress=False)
+    assert rest.iteration == 6
+    a = read_checkpoint(tmp_path / "a/checkpoints/latest.ckpt")
+    b = read_checkpoint(tmp_path / "b/checkpoints/latest.ckpt")
+    for key in ("generator", "discriminator", "ema"):
+        assert states_equal(a[key], b[key]) == [], key
+    for key in ("opt_g", "opt_d"):
+        assert states_equal(flat_optimizer_state(a["training"][key]), flat_optimizer_state(b["training"][key])) == []
+    assert torch.equal(a["training"]["rng"][0]["torch"], b["training"]["rng"][0]["torch"])
+    assert full.last_losses == rest.last_losses
+
+
+def test_bad_data_is_refused_at_start(tiny_root, tmp_path):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(tiny_root, root)
+    next((root / "train" / "labels").iterdir()).unlink()
+    with pytest.raises(DataError):
+        train(tiny_cfg(root), root, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_cli_overrides_land_in_config_yaml(tiny_root, tmp_path, capsys):
+    from oasisgan.cli import main
+
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("lambda_labelmix: 5.0\nspade_hidden: 16\n")
+    out = tmp_path / "run"
+    rc = main(["train", "--preset", "toy", "--data-root", str(tiny_root), "--out", str(out),
+               "--config", str(extra), "--set", "z_dim=8", "--set", "channels_D=8", "--iters", "1",
+               "--batch-size", "2", "--crop-size", "32", "--channels-g", "8", "--lr-g", "0.001",
+               "--lr-d", "0.002", "--num-workers", "0", "--seed", "7", "--sample-every", "1",
+               "--save-every", "1", "--log-every", "1", "--set", "bn_stats_batches=1", "--no-progress"])
+    assert rc == 0
+    c = yaml.safe_load((out / "config.yaml").read_text())
+    assert (c["lambda_labelmix"], c["spade_hidden"], c["z_dim"], c["channels_D"]) == (5.0, 16, 8, 8)
+    assert (c["iters"], c["batch_size"], c["crop_size"], c["load_size"], c["channels_G"]) == (1, 2, 32, 32, 8)
+    assert (c["lr_g"], c["lr_d"], c["num_workers"], c["seed"]) == (0.001, 0.002, 0, 7)
+    assert c["semantic_nc"] == 9 and c["class_names"][1] == "sky"
+    assert oasisgan.load(out / "checkpoints/latest.ckpt").config.lr_g == 0.001
+    # --resume reads the run's own config.yaml; schedule fields may change
+    rc = main(["train", "--out", str(out), "--resume", "--iters", "2", "--no-progress"])
+    assert rc == 0 and read_checkpoint(out / "checkpoints/latest.ckpt")["training"]["iteration"] == 2
+    # model-defining fields may not (a one-line error, exit code 2)
+    rc = main(["train", "--out", str(out), "--resume", "--iters", "3", "--channels-g", "16", "--no-progress"])
+    assert rc == 2 and "channels_G: 8 -> 16" in capsys.readouterr().err
