@@ -141,10 +141,16 @@ def build_outdoor_list(root: Union[str, Path], split: str, min_outdoor: float = 
     return stems, written
 
 
-def outdoor_stems(root: Union[str, Path], split: str, min_outdoor: float = 0.01, progress: bool = True) -> List[str]:
+def outdoor_stems(root: Union[str, Path], split: str, min_outdoor: float = 0.01,
+                  progress: Optional[bool] = None) -> List[str]:
+    """The cached outdoor list, built (and cached) first when missing."""
     cached = read_outdoor_cache(root, split, min_outdoor)
     if cached is not None:
         return cached
+    if progress is None:
+        import sys
+
+        progress = sys.stderr.isatty()
     return build_outdoor_list(root, split, min_outdoor, progress=progress)[0]
 
 

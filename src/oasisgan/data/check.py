@@ -227,7 +227,7 @@ def _check_split(cfg, root: Path, split: str, quick: bool, progress: bool, worke
                 counts = np.bincount(ids, minlength=n)[:n]
                 sr.class_pixels += counts
                 sr.class_images += counts > 0
-                if cfg.dontcare_label is not None and counts.sum() == counts[cfg.dontcare_label]:
+                if cfg.dontcare_label is not None and counts.sum() > 0 and counts.sum() == counts[cfg.dontcare_label]:
                     sr.all_dontcare.append(str(pair.label))
     return sr
 
