@@ -116,3 +116,16 @@ def test_toy_preset_reads_its_classes(toy_root):
     assert len(ds) == 64 and len(build_dataset(cfg, toy_root, "val")) == 16
     item = ds[0]
     assert item["image"].shape == (3, 64, 64) and int(item["label"].max()) < 9
+
+
+def test_palette_16bit_and_grey_rgb_index_labels(tmp_path):
+    root = _make_custom(tmp_path / "m", n=2)
+    cfg = config_for_root("custom", root)
+    lab = np.asarray(Image.open(root / "train/labels/im0.png"))
+    p = Image.fromarray(lab, mode="L").convert("P")  # palette PNG: indices are the ids
+    p.putpalette([255, 255, 255] * 256)
+    p.save(tmp_path / "p.png")
+    Image.fromarray(lab.astype(np.uint16)).save(tmp_path / "i16.png")
+    Image.fromarray(np.repeat(lab[..., None], 3, 2)).save(tmp_path / "grey.png")  # ids saved as grey RGB
+    for name in ("p.png", "i16.png", "grey.png"):
+        assert np.array_equal(read_label_file(tmp_path / name, cfg), lab.astype(np.int64)), name

@@ -113,18 +113,23 @@ def build_outdoor_list(root: Union[str, Path], split: str, min_outdoor: float = 
     from PIL import Image
     from tqdm import tqdm
 
+    from concurrent.futures import ThreadPoolExecutor
+
     root = resolve_root(root)
     listing = list_split(root, split)
-    stems = []
-    for pair in tqdm(listing.pairs, desc=f"ADE20K-outdoor {split}", unit="label", disable=not progress,
-                     leave=False):
+
+    def judge(pair) -> bool:
         try:
             with Image.open(pair.label) as im:
                 lab = np.asarray(im)
         except Exception as e:
             raise DataError(f"cannot read label file {pair.label}: {e}") from None
-        if lab.ndim == 2 and is_outdoor(lab, min_outdoor):
-            stems.append(pair.label.stem)
+        return lab.ndim == 2 and is_outdoor(lab, min_outdoor)
+
+    with ThreadPoolExecutor(4) as pool:  # PNG decoding releases the GIL
+        verdicts = list(tqdm(pool.map(judge, listing.pairs), total=len(listing.pairs),
+                             desc=f"ADE20K-outdoor {split}", unit="label", disable=not progress, leave=False))
+    stems = [p.label.stem for p, keep in zip(listing.pairs, verdicts) if keep]
     written = None
     if write:
         text = _rule_header(min_outdoor) + "\n" + "".join(s + "\n" for s in stems)
