@@ -155,6 +155,8 @@ def prepare_label(model, label, name=None) -> torch.Tensor:
     gen = _generator(model)
     n, m = gen.semantic_nc, gen.size_multiple
     dev = _device(model)
+    if isinstance(label, np.ndarray) and label.ndim == 4 and label.dtype.kind == "f":
+        label = torch.from_numpy(label)  # a one-hot numpy array
     if torch.is_tensor(label) and label.is_floating_point() and label.dim() == 4 and label.shape[1] == n:
         onehot = label.to(dev, torch.float32)
     else:
