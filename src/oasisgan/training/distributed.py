@@ -80,12 +80,61 @@ def cleanup(ctx: DistContext) -> None:
         dist.destroy_process_group()
 
 
-def convert_sync_batchnorm(module: nn.Module, ctx: DistContext, norm: str) -> nn.Module:
-    """BatchNorm -> SyncBatchNorm when several processes train and the config asks for it.
-    State dict keys do not change, so checkpoints stay interchangeable."""
-    if ctx.enabled and norm == "syncbatch":
-        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+class CPUSyncBatchNorm(nn.BatchNorm2d):
+    """Synchronised BatchNorm for CPU processes (gloo): torch's SyncBatchNorm runs on GPUs only.
+
+    In training mode the batch mean and (biased) variance are those of the global batch, from two
+    differentiable all-reduces (sum, then sum of squared deviations); running statistics are
+    updated with the unbiased variance, as BatchNorm does. Eval mode is plain BatchNorm.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_available() and dist.is_initialized()
+                and dist.get_world_size() > 1):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        c = x.shape[1]
+        xf = x.float()
+        local = torch.cat([xf.sum(dim=(0, 2, 3)), xf.new_tensor([x.numel() // c])])
+        total = all_reduce(local)
+        n = total[c]
+        mean = total[:c] / n
+        centred = xf - mean.view(1, c, 1, 1)
+        var = all_reduce((centred * centred).sum(dim=(0, 2, 3))) / n
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+                self.running_var.mul_(1 - m).add_(var.detach() * (n / (n - 1)).detach(), alpha=m)
+        out = centred * torch.rsqrt(var + self.eps).view(1, c, 1, 1)
+        if self.affine:
+            out = out * self.weight.view(1, c, 1, 1) + self.bias.view(1, c, 1, 1)
+        return out.to(x.dtype)
+
+
+def _to_cpu_sync(module: nn.Module) -> nn.Module:
+    if isinstance(module, nn.BatchNorm2d) and not isinstance(module, CPUSyncBatchNorm):
+        new = CPUSyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
+                               module.track_running_stats)
+        new.load_state_dict(module.state_dict())
+        new.train(module.training)
+        return new.to(next(iter(module.buffers()), torch.empty(0)).device)
+    for name, child in module.named_children():
+        setattr(module, name, _to_cpu_sync(child))
     return module
+
+
+def convert_sync_batchnorm(module: nn.Module, ctx: DistContext, norm: str) -> nn.Module:
+    """BatchNorm -> synchronised BatchNorm when several processes train and the config asks for
+    it (``param_free_norm: syncbatch``): torch's SyncBatchNorm on GPUs, CPUSyncBatchNorm on CPUs.
+    State dict keys do not change, so checkpoints stay interchangeable."""
+    if not (ctx.enabled and norm == "syncbatch"):
+        return module
+    if ctx.device.type == "cpu":
+        return _to_cpu_sync(module)
+    return nn.SyncBatchNorm.convert_sync_batchnorm(module)
 
 
 def wrap_ddp(module: nn.Module, ctx: DistContext) -> nn.Module:
@@ -94,7 +143,7 @@ def wrap_ddp(module: nn.Module, ctx: DistContext) -> nn.Module:
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-    return DDP(module, device_ids=ids, broadcast_buffers=True)
+    return DDP(module, device_ids=ids)  # buffers (BN stats, spectral-norm u/v) follow rank 0
 
 
 def barrier(ctx: DistContext) -> None:
