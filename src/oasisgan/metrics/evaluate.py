@@ -201,6 +201,7 @@ def evaluate_report(generator, cfg, data_root=None, metrics: Union[str, Sequence
             report.info["inception_sha256"] = inc_sha
         except (WeightsError, OASISError) as e:
             unavailable("fid", e)
+    segmenter, fsd_segmenter = _default_reference(cfg, data_root, wanted, segmenter, fsd_segmenter)
     seg = None
     if "miou" in wanted:
         from .segmenters import load_segmenter
@@ -211,6 +212,8 @@ def evaluate_report(generator, cfg, data_root=None, metrics: Union[str, Sequence
                                  discriminator=discriminator, device=dev)
             report.info["segmenter"] = {"name": seg.name, "classes": seg.num_classes,
                                         "sha256": seg.weights_sha256}
+            if getattr(seg, "real_miou", None) is not None:
+                report.info["segmenter"]["miou_on_real_val"] = seg.real_miou
         except (WeightsError, OASISError) as e:
             unavailable("miou", e)
     fsd_seg = None
@@ -270,12 +273,12 @@ def evaluate_report(generator, cfg, data_root=None, metrics: Union[str, Sequence
             real_fid = real_fsd = None
             fid_path = fsd_path = None
             if inc is not None and cacheable:
-                fid_path = _stats_path("fid", cfg, data_root, split, inc_sha, (loader.n, n_items), cache_dir)
+                fid_path = _stats_path("fid", cfg, data_root, split, inc_sha, f"{loader.n}of{n_items}", cache_dir)
                 if fid_path.is_file():
                     real_fid = FeatureStats.load(fid_path)
             if fsd_seg is not None and cacheable:
                 fsd_path = _stats_path("fsd", cfg, data_root, split, fsd_seg.weights_sha256 or "?",
-                                       (loader.n, n_items), cache_dir)
+                                       f"{loader.n}of{n_items}", cache_dir)
                 if fsd_path.is_file():
                     real_fsd = FeatureStats.load(fsd_path)
             feats = {"fid_real": [], "fid_fake": [], "fsd_real": [], "fsd_fake": []}
@@ -337,6 +340,71 @@ def evaluate_report(generator, cfg, data_root=None, metrics: Union[str, Sequence
                       if k in report.metrics}
     report.info["seconds"] = round(time.time() - t0, 2)
     return report
+
+
+REFERENCE_SEGMENTER_FILENAME = "reference_segmenter.pt"
+
+
+def default_reference_segmenter(data_root) -> Optional[Path]:
+    """``<data_root>/reference_segmenter.pt`` when it exists (the default output of
+    `oasis segmenter train`), else None."""
+    if data_root is None:
+        return None
+    p = Path(data_root) / REFERENCE_SEGMENTER_FILENAME
+    return p if p.is_file() else None
+
+
+def _default_reference(cfg, data_root, wanted, segmenter, fsd_segmenter):
+    """Without an explicit choice, data without a paper segmenter uses the dataset's reference
+    segmenter for mIoU, and FSD always does."""
+    from .segmenters import default_segmenter_name
+
+    ref = default_reference_segmenter(data_root)
+    if ref is None:
+        return segmenter, fsd_segmenter
+    if "miou" in wanted and segmenter is None and default_segmenter_name(cfg) is None:
+        segmenter = str(ref)
+    if "fsd" in wanted and fsd_segmenter is None and segmenter is None:
+        fsd_segmenter = str(ref)
+    return segmenter, fsd_segmenter
+
+
+def check_metrics(metrics, cfg, data_root=None, **options) -> None:
+    """Raise (a user-facing error) when a metric cannot run: unknown name, weights or segmenter
+    missing. Cheap: resolves files (downloading when online) and loads segmenters only."""
+    from ..weights import resolve_weights
+    from .diversity import BACKBONE_FILES, LPIPS_LINEAR_SHA256, LPIPS_LINEAR_URL
+    from .fid import FID_WEIGHTS_FILENAME, FID_WEIGHTS_SHA256, FID_WEIGHTS_URL
+
+    wanted = parse_metrics(metrics)
+    seg_spec, fsd_spec = _default_reference(cfg, data_root, wanted, options.get("segmenter"),
+                                            options.get("fsd_segmenter"))
+    if "fid" in wanted and options.get("inception") is None:
+        resolve_weights(options.get("inception_weights"), filename=FID_WEIGHTS_FILENAME, url=FID_WEIGHTS_URL,
+                        sha256_prefix=FID_WEIGHTS_SHA256, what=f"FID Inception weights ({FID_WEIGHTS_FILENAME})",
+                        option="--inception-weights")
+    if "miou" in wanted:
+        from .segmenters import load_segmenter
+
+        load_segmenter(seg_spec, cfg, weights=options.get("segmenter_weights"), class_map=options.get("class_map"),
+                       input_range=options.get("segmenter_input", "minus1_1"),
+                       discriminator=options.get("discriminator"))
+    if "fsd" in wanted:
+        from ..errors import OASISError
+
+        spec = fsd_spec if fsd_spec is not None else seg_spec
+        if spec is None or not (isinstance(spec, nn.Module) or Path(str(spec)).is_file()):
+            raise OASISError("fsd needs the reference segmenter: train it with `oasis segmenter train` "
+                             f"(default output <data-root>/{REFERENCE_SEGMENTER_FILENAME})")
+    if "lpips" in wanted and options.get("lpips_model") is None:
+        net, version = options.get("lpips_net", "alex"), options.get("lpips_version", "0.1")
+        fname, url, prefix = BACKBONE_FILES[net]
+        resolve_weights(options.get("lpips_backbone"), filename=fname, url=url, sha256_prefix=prefix,
+                        what=f"LPIPS {net} backbone weights (torchvision {fname})", option="--lpips-backbone")
+        resolve_weights(options.get("lpips_weights"), filename=f"lpips/v{version}/{net}.pth",
+                        url=LPIPS_LINEAR_URL.format(version=version, net=net),
+                        sha256_prefix=LPIPS_LINEAR_SHA256[(version, net)],
+                        what=f"LPIPS v{version} {net} linear weights", option="--lpips-weights")
 
 
 def _progress(it, desc, enabled):

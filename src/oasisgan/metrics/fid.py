@@ -289,6 +289,20 @@ class FIDInceptionV3(nn.Module):
         self.Mixed_7c = InceptionE(2048, max_pool=True)
         self.fc = nn.Linear(2048, 1008)  # logits of the TF graph; unused for FID, kept so the file loads
 
+    @torch.no_grad()
+    def init_random(self, seed: int = 0) -> "FIDInceptionV3":
+        """Scale-preserving random weights (He-normal convs, identity BatchNorm): for tests and
+        demos only; FID needs the pytorch-fid weights (`load_inception`)."""
+        g = torch.Generator().manual_seed(seed)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                fan_in = m.weight[0].numel()
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / fan_in) ** 0.5)
+            elif isinstance(m, nn.Linear):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * 0.01)
+                m.bias.zero_()
+        return self
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         if self.resize_input:
             x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)

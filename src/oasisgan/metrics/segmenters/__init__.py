@@ -72,8 +72,12 @@ def torchscript_segmenter(path: Union[str, Path], cfg, class_map=None, input_ran
     from ...weights import sha256_of
 
     path = Path(path)
+    import warnings
+
     try:
-        net = torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            net = torch.jit.load(str(path), map_location="cpu")
     except Exception as e:
         raise OASISError(f"cannot load TorchScript segmenter {path}: {str(e).splitlines()[0]}") from None
     if input_range not in INPUT_CONVENTIONS:
@@ -167,9 +171,14 @@ def load_segmenter(spec, cfg, *, weights=None, class_map=None, input_range: str 
         if spec is None:
             raise OASISError(
                 f"mIoU on the '{cfg.preset}' data needs a segmenter: train the reference one with "
-                "`oasis segmenter train --preset ... --data-root ... --out seg.pt` and pass --segmenter seg.pt, "
-                "or pass --segmenter discriminator (a TorchScript file works too)")
+                "`oasis segmenter train --preset ... --data-root DIR` (saved as DIR/reference_segmenter.pt and "
+                "then used automatically), or pass --segmenter FILE (reference segmenter or TorchScript) or "
+                "--segmenter discriminator")
     if isinstance(spec, nn.Module):
+        from ...nn import Discriminator
+
+        if isinstance(getattr(spec, "module", spec), Discriminator):
+            return discriminator_segmenter(getattr(spec, "module", spec), cfg).to(device)
         seg = spec if isinstance(spec, Segmenter) else Segmenter(
             spec, n, identity_label_map(n, cfg.dontcare_label), type(spec).__name__)
         return seg.eval().to(device)

@@ -121,5 +121,7 @@ def build_reference_segmenter(ckpt: Dict[str, Any], num_labels: Optional[int] = 
     if path is not None:
         digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     names = (ckpt.get("config") or {}).get("class_names")
-    return ReferenceSegmenter(net.eval(), n, identity_label_map(n, dc), "reference-unet", None,
-                              class_names=names, weights_sha256=digest)
+    seg = ReferenceSegmenter(net.eval(), n, identity_label_map(n, dc), "reference-unet", None,
+                             class_names=names, weights_sha256=digest)
+    seg.real_miou = ckpt.get("val_miou")
+    return seg
