@@ -75,8 +75,13 @@ class TrainResult:
 def _metric_is_better(name: str, new: float, old: Optional[float]) -> bool:
     if old is None:
         return True
-    higher = any(h in name.lower() for h in HIGHER_IS_BETTER)
-    return new > old if higher else new < old
+    try:
+        from ..metrics import lower_is_better
+
+        lower = lower_is_better(name)
+    except ImportError:
+        lower = not any(h in name.lower() for h in HIGHER_IS_BETTER)
+    return new < old if lower else new > old
 
 
 def write_config(cfg: OASISConfig, path: Path) -> None:
@@ -351,7 +356,8 @@ class Trainer:
             t0 = time.perf_counter()
             try:
                 with preserved_rng():
-                    results = evaluate(gen, self.cfg, self.data_root, metrics=tuple(self.eval_metrics))
+                    results = evaluate(gen, self.cfg, self.data_root, metrics=tuple(self.eval_metrics),
+                                       progress=False, seed=self.cfg.seed)
             except Exception as e:
                 from ..errors import is_user_error
 
