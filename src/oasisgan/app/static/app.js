@@ -21,7 +21,7 @@
     stroke: null,            // {x, y} during a stroke
     exampleVariant: 0,
   };
-  const net = { inflight: false, dirty: false, seq: 0, shown: 0, timer: 0, started: 0, tick: 0 };
+  const net = { inflight: false, pending: false, dirty: false, seq: 0, shown: 0, timer: 0, started: 0, tick: 0 };
 
   // ---------------------------------------------------------------------------------------------
   // messages
@@ -338,10 +338,12 @@
 
   function scheduleSynthesis(delay = 120) {
     clearTimeout(net.timer);
+    net.pending = true;
     net.timer = setTimeout(runSynthesis, delay);
   }
 
   async function runSynthesis() {
+    net.pending = false;
     if (net.inflight) { net.dirty = true; return; }
     net.inflight = true; net.dirty = false;
     const seq = ++net.seq;
@@ -588,7 +590,7 @@
     get state() { return S; },
     labelBase64: () => encodeMap(S.label, wideLabels()).data,
     seeds: () => S.seeds.slice(),
-    idle: () => !net.inflight && $("output").dataset.state === "idle",
+    idle: () => !net.inflight && !net.pending && !net.dirty && $("output").dataset.state === "idle",
   };
   init();
 })();
