@@ -64,6 +64,7 @@ def register(sub) -> None:
     g.add_argument("--max-images", type=int, default=None, metavar="N", help="use the first N images only")
     g.add_argument("--batch-size", type=int, default=16)
     g.add_argument("--seed", type=int, default=0, help="seed of the noise")
+    g.add_argument("--num-workers", type=int, default=2, help="data loading processes")
     g.add_argument("--device", default=None, help="cpu | cuda | cuda:K (default: cuda when available)")
     g.add_argument("--cache-dir", default=None, help="where real statistics are cached (default: the weights cache)")
     g.add_argument("--no-cache", action="store_true", help="recompute the real statistics")
@@ -121,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--segmenter-size expects HxW, got {args.segmenter_size!r}") from None
     report = evaluate_report(
         model, cfg, args.data_root, metrics, split=args.split, batch_size=args.batch_size, device=device,
-        max_images=args.max_images, seed=args.seed, progress=not args.no_progress, cache_dir=args.cache_dir,
+        max_images=args.max_images, seed=args.seed, num_workers=args.num_workers, progress=not args.no_progress, cache_dir=args.cache_dir,
         use_cache=not args.no_cache, inception_weights=args.inception_weights, verify_weights=not args.no_verify,
         segmenter=args.segmenter, segmenter_weights=args.segmenter_weights, class_map=args.class_map,
         segmenter_input=args.segmenter_input, segmenter_size=size, fsd_segmenter=args.fsd_segmenter,
