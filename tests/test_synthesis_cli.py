@@ -72,6 +72,12 @@ def test_folder_samples_grid_and_noise(files, tmp_path):
     assert oasis("--checkpoint", files / "m.ckpt", "--labels", files / "labels" / "a.png", "--out", out3,
                  "--z-file", out / "a_s001.npy") == 0
     assert np.array_equal(png(out3 / "a_s000.png"), png(out / "a_s001.png"))
+    # one sample per map: both label maps go through one batched forward pass, same images
+    out5 = tmp_path / "o5"
+    assert oasis("--checkpoint", files / "m.ckpt", "--labels", files / "labels", "--out", out5,
+                 "--seed", 10) == 0
+    for stem in ("a", "b"):
+        assert np.abs(png(out5 / f"{stem}_s000.png").astype(int) - png(out / f"{stem}_s000.png")).max() <= 1
     # a colour PNG in the palette gives the same images as the index PNG
     out4 = tmp_path / "o4"
     assert oasis("--checkpoint", files / "m.ckpt", "--labels", files / "colour.png", "--out", out4,

@@ -25,9 +25,8 @@ floating-point differences between kernels) the same images, on every device.
 from __future__ import annotations
 
 import difflib
-import math
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import List
 
 LABEL_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm")
 
@@ -41,7 +41,7 @@ def register(sub) -> None:
     p.add_argument("--size", default=None, metavar="HxW",
                    help="resize label maps (nearest) to HxW, multiples of the model's size multiple")
     p.add_argument("--batch-size", type=int, default=None, metavar="B",
-                   help="images per forward pass (default: all samples of a label map at once)")
+                   help="images per forward pass (default 8); several label maps of one size share a pass")
     p.add_argument("--z-file", default=None, metavar="F",
                    help="use this noise (.npy/.npz/.pt, e.g. one written beside an image): shape (z_dim,), "
                         "(K, z_dim), (z_dim, H, W) or (K, z_dim, H, W); K images per label map")
@@ -126,21 +126,19 @@ def _grid(tiles, pad: int = 2):
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-    import torch
-
     from .. import synthesis as S
     from ..errors import OASISError
-    from ..labels import colorize
     from ..model import load
 
     if args.samples < 1:
         raise S.SynthesisError("--samples must be at least 1")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise S.SynthesisError("--batch-size must be at least 1")
     if args.interpolate is not None and args.interpolate < 2:
         raise S.SynthesisError("--interpolate needs at least 2 frames")
     device = resolve_device(args.device)
     model = load(args.checkpoint, device=device, discriminator=False)
-    cfg, mult = model.config, model.generator.size_multiple
+    mult = model.generator.size_multiple
     size = None
     if args.size:
         size = S.parse_size(args.size)
@@ -149,15 +147,8 @@ def run(args: argparse.Namespace) -> int:
             raise S.SynthesisError(f"--size {args.size}: sizes must be multiples of {mult} for this model, "
                                    f"e.g. --size {h}x{w}")
     files = label_files(Path(args.labels))
-    zfile = S.load_noise(args.z_file, model.generator.z_dim, size) if args.z_file else None
-    regional = bool(args.resample_classes or args.mask)
-    classes = (S.parse_classes(args.resample_classes, cfg.class_names, cfg.semantic_nc)
-               if args.resample_classes else None)
-    mask_img = read_mask(Path(args.mask)) if args.mask else None
-    if args.interpolate and zfile is not None and zfile.shape[0] < 2 and not regional:  # needs z0 and z1
-        raise S.SynthesisError(f"{args.z_file}: --interpolate needs two noises in the file (K >= 2), "
-                               f"it holds {zfile.shape[0]}")
-    out = Path(args.out)
+    job = _Job(model, args, size)
+    out = job.out
     out.mkdir(parents=True, exist_ok=True)
 
     bar = files
@@ -168,12 +159,13 @@ def run(args: argparse.Namespace) -> int:
     failed, written = [], 0
     for path in bar:
         try:
-            written += _one(model, path, out, args, S, zfile, classes, mask_img, size, colorize, np, torch)
+            written += job.add(path)
         except OASISError as e:
             if not args.skip_bad or len(files) == 1:
                 raise
             failed.append(path)
             print(f"oasis synthesize: skipped: {e}", file=sys.stderr)
+    written += job.flush()
     print(f"wrote {written} images for {len(files) - len(failed)} label map(s) to {out}")
     if failed:
         print(f"oasis synthesize: error: {len(failed)} label file(s) failed: "
@@ -182,77 +174,137 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _one(model, path: Path, out: Path, args, S, zfile, classes, mask_img, size, colorize, np, torch) -> int:
-    cfg = model.config
-    ids = S.read_label(path, cfg, size)
-    h, w = ids.shape
-    S.check_size(h, w, model.generator.size_multiple, path)
-    if zfile is not None and zfile.dim() == 4 and tuple(zfile.shape[-2:]) != (h, w):
-        raise S.SynthesisError(f"{args.z_file}: spatial noise is {zfile.shape[-2]}x{zfile.shape[-1]}, "
-                               f"label {path} is {h}x{w}")
-    stem = path.stem
-    label_rgb = colorize(ids, cfg.palette, cfg.semantic_nc)
-    _save_png(label_rgb, out / f"{stem}_label.png")
+class _Job:
+    """One `oasis synthesize` run. Plain sampling batches several label maps of the same size into
+    one forward pass (`--batch-size` images); resampling and interpolation go label by label."""
 
-    def noise(k: int):  # the k-th noise: from the z-file, or seed S+k
-        if zfile is not None:
-            if k >= zfile.shape[0]:
-                raise S.SynthesisError(f"{args.z_file}: holds {zfile.shape[0]} noise(s), noise {k + 1} needed")
-            return zfile[k:k + 1]
-        return S.sample_noise(model, 1, seed=args.seed + k)
+    def __init__(self, model, args, size):
+        from .. import synthesis as S
 
-    def ext(z):
-        return ".npz" if z.dim() == 4 else ".npy"
+        self.S, self.model, self.args, self.size = S, model, args, size
+        cfg = model.config
+        self.out = Path(args.out)
+        self.zfile = S.load_noise(args.z_file, model.generator.z_dim, size) if args.z_file else None
+        self.classes = (S.parse_classes(args.resample_classes, cfg.class_names, cfg.semantic_nc)
+                        if args.resample_classes else None)
+        self.mask_img = read_mask(Path(args.mask)) if args.mask else None
+        self.regional = self.classes is not None or self.mask_img is not None
+        if args.interpolate and self.zfile is not None and self.zfile.shape[0] < 2 and not self.regional:
+            raise S.SynthesisError(f"{args.z_file}: --interpolate needs two noises in the file (K >= 2), "
+                                   f"it holds {self.zfile.shape[0]}")
+        self.k_count = self.zfile.shape[0] if self.zfile is not None else args.samples
+        self.batch = args.batch_size or 8
+        self.pending = []  # plain mode: (stem, ids, label_rgb) waiting for a batched forward pass
 
-    def write(img, z, name):
-        _save_png(S.to_uint8(img), out / f"{stem}_{name}.png")
-        S.save_noise(out / f"{stem}_{name}{ext(z)}", z[0] if z.dim() in (2, 4) else z)
+    # -- helpers -------------------------------------------------------------------------------
+    def noise(self, k: int):
+        """The k-th noise: from the z-file, or seed S+k."""
+        if self.zfile is not None:
+            if k >= self.zfile.shape[0]:
+                raise self.S.SynthesisError(f"{self.args.z_file}: holds {self.zfile.shape[0]} noise(s), "
+                                            f"noise {k + 1} needed")
+            return self.zfile[k:k + 1]
+        return self.S.sample_noise(self.model, 1, seed=self.args.seed + k)
 
-    region = None
-    if classes is not None or mask_img is not None:
+    def write(self, stem: str, img, z, name: str) -> None:
+        _save_png(self.S.to_uint8(img), self.out / f"{stem}_{name}.png")
+        ext = ".npz" if z.dim() == 4 else ".npy"  # spatial maps compress to a few kB
+        self.S.save_noise(self.out / f"{stem}_{name}{ext}", z[0])
+
+    def synth(self, ids, zs):
+        return self.S.synthesize(self.model, ids, z=zs, batch_size=self.batch)
+
+    # -- per label file ------------------------------------------------------------------------
+    def add(self, path: Path) -> int:
+        from ..labels import colorize
+
+        S, cfg = self.S, self.model.config
+        ids = S.read_label(path, cfg, self.size)
+        h, w = ids.shape
+        S.check_size(h, w, self.model.generator.size_multiple, path)
+        z = self.zfile
+        if z is not None and z.dim() == 4 and tuple(z.shape[-2:]) != (h, w):
+            raise S.SynthesisError(f"{self.args.z_file}: spatial noise is {z.shape[-2]}x{z.shape[-1]}, "
+                                   f"label {path} is {h}x{w}")
+        label_rgb = colorize(ids, cfg.palette, cfg.semantic_nc)
+        _save_png(label_rgb, self.out / f"{path.stem}_label.png")
+        if self.args.interpolate:
+            return self.interpolate(path, ids, label_rgb)
+        if self.regional:
+            return self.resample(path, ids, label_rgb)
+        written = 0
+        if self.pending and self.pending[0][1].shape != ids.shape:
+            written += self.flush()
+        self.pending.append((path.stem, ids, label_rgb))
+        if len(self.pending) * self.k_count >= self.batch:
+            written += self.flush()
+        return written
+
+    def flush(self) -> int:
+        """Plain sampling of the pending label maps: K images each, one batched call."""
+        import numpy as np
+        import torch
+
+        if not self.pending:
+            return 0
+        group, self.pending = self.pending, []
+        k = self.k_count
+        zs = torch.cat([self.noise(i) for i in range(k)])
+        ids = torch.as_tensor(np.stack([g[1] for g in group])).repeat_interleave(k, 0)
+        imgs = self.synth(ids, zs.repeat(len(group), *([1] * (zs.dim() - 1))))
+        for j, (stem, _, label_rgb) in enumerate(group):
+            part = imgs[j * k:(j + 1) * k]
+            for i in range(k):
+                self.write(stem, part[i], zs[i:i + 1], f"s{i:03d}")
+            _save_png(_grid([label_rgb] + list(self.S.to_uint8(part[:16]))), self.out / f"{stem}_grid.png")
+        return len(group) * k
+
+    def region(self, path: Path, ids):
+        import numpy as np
+
+        h, w = ids.shape
         region = np.zeros((h, w), dtype=bool)
-        if classes is not None:
-            region |= model.class_mask(ids, classes).numpy()
-        if mask_img is not None:
-            region |= S.resize_label(mask_img.astype(np.uint8), (h, w)).astype(bool)
+        if self.classes is not None:
+            region |= self.model.class_mask(ids, self.classes).numpy()
+        if self.mask_img is not None:
+            region |= self.S.resize_label(self.mask_img.astype(np.uint8), (h, w)).astype(bool)
         if not region.any():
             print(f"oasis synthesize: warning: {path}: the resampling region is empty (none of the classes "
                   "are present / empty mask): the images equal the base image", file=sys.stderr)
+        return region
 
-    if args.interpolate:
-        z0 = noise(0)
-        z1 = noise(1) if region is None else S.resample_region(z0, region, seed=args.seed + 1)
-        zs = S.interpolate_noise(z0, z1, args.interpolate, mode="slerp" if args.slerp else "linear")
-        imgs = S.synthesize(model, ids, z=zs, batch_size=args.batch_size)
-        frames = list(S.to_uint8(imgs))
-        for i in range(len(zs)):
-            write(imgs[i], zs[i:i + 1], f"f{i:03d}")
+    def resample(self, path: Path, ids, label_rgb) -> int:
+        import torch
+
+        S, stem, n = self.S, path.stem, self.args.samples
+        region = self.region(path, ids)
+        base = self.noise(0)
+        zs = torch.cat([S.resample_region(base, region, seed=self.args.seed + k) for k in range(1, n + 1)])
+        imgs = self.synth(ids, torch.cat([S.noise_map(base, ids.shape), zs]))
+        self.write(stem, imgs[0], base, "base")
+        for k in range(1, n + 1):
+            self.write(stem, imgs[k], zs[k - 1:k], f"s{k:03d}")
+        _save_png(_grid([label_rgb] + list(S.to_uint8(imgs[:17]))), self.out / f"{stem}_grid.png")
+        return len(imgs)
+
+    def interpolate(self, path: Path, ids, label_rgb) -> int:
+        import numpy as np
         from PIL import Image
 
+        S, stem, args = self.S, path.stem, self.args
+        z0 = self.noise(0)
+        if self.regional:  # only the region's noise moves
+            z1 = S.resample_region(z0, self.region(path, ids), seed=args.seed + 1)
+        else:
+            z1 = self.noise(1)
+        zs = S.interpolate_noise(z0, z1, args.interpolate, mode="slerp" if args.slerp else "linear")
+        imgs = self.synth(ids, zs)
+        frames = list(S.to_uint8(imgs))
+        for i in range(len(zs)):
+            self.write(stem, imgs[i], zs[i:i + 1], f"f{i:03d}")
         pil = [Image.fromarray(f) for f in frames]
-        pil[0].save(out / f"{stem}_interp.gif", save_all=True, append_images=pil[1:],
+        pil[0].save(self.out / f"{stem}_interp.gif", save_all=True, append_images=pil[1:],
                     duration=args.gif_ms, loop=0)
         pick = np.linspace(0, len(frames) - 1, min(len(frames), 8)).round().astype(int)
-        _save_png(_grid([label_rgb] + [frames[i] for i in pick]), out / f"{stem}_grid.png")
+        _save_png(_grid([label_rgb] + [frames[i] for i in pick]), self.out / f"{stem}_grid.png")
         return len(frames)
-
-    if region is not None:
-        base = noise(0)
-        zs = torch.cat([S.resample_region(base, region, seed=args.seed + k) for k in range(1, args.samples + 1)])
-        imgs = S.synthesize(model, ids, z=torch.cat([S.noise_map(base, (h, w)), zs]),
-                            batch_size=args.batch_size)
-        write(imgs[0], base, "base")
-        for k in range(1, args.samples + 1):
-            write(imgs[k], zs[k - 1:k], f"s{k:03d}")
-        tiles = list(S.to_uint8(imgs))
-        _save_png(_grid([label_rgb] + tiles[:17]), out / f"{stem}_grid.png")
-        return len(tiles)
-
-    k_count = zfile.shape[0] if zfile is not None else args.samples
-    zs = torch.cat([noise(k) for k in range(k_count)])
-    imgs = S.synthesize(model, ids, z=zs, batch_size=args.batch_size)
-    for k in range(k_count):
-        write(imgs[k], zs[k:k + 1], f"s{k:03d}")
-    tiles = list(S.to_uint8(imgs))
-    _save_png(_grid([label_rgb] + tiles[:16]), out / f"{stem}_grid.png")
-    return k_count
