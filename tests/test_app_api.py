@@ -402,3 +402,66 @@ def test_cli_serves_and_reports_errors(ckpt, tmp_path):
     res = subprocess.run([sys.executable, "-m", "oasisgan.cli", "app", "--checkpoint", str(tmp_path / "none.ckpt")],
                          capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 2 and "Traceback" not in res.stderr and "error" in res.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# the engine without HTTP: many classes, noise-free models, examples for the benchmark presets
+
+def test_many_classes_use_16_bit_maps(tmp_path):
+    import oasisgan
+    from oasisgan.app import Painter
+    from oasisgan.checkpoint import save_checkpoint
+    from oasisgan.nn import Generator
+
+    cfg = oasisgan.preset("toy", semantic_nc=300, crop_size=32, load_size=32, channels_G=4, spade_hidden=8)
+    save_checkpoint(tmp_path / "many.ckpt", config=cfg, ema=Generator.from_config(cfg))
+    painter = Painter(oasisgan.load(tmp_path / "many.ckpt"))
+    assert painter.info()["encoding"] == "u16"
+    label = (np.arange(32 * 32).reshape(32, 32) % 300).astype(np.int64)
+    res = painter.synthesize({"label": map_payload(label, wide=True), "noise": {"seeds": [3], "map": None}})
+    assert decode_image(res["image"]).shape == (32, 32, 3)
+    png = painter.label_png(label)
+    up = painter.decode_upload({"file": base64.b64encode(png).decode()})
+    assert np.array_equal(decode_map(up["label"], (32, 32)), label)
+    from oasisgan.app import RequestError
+
+    with pytest.raises(RequestError, match="299"):
+        painter.parse_label({"label": map_payload(np.full((32, 32), 300), wide=True)})
+
+
+def test_model_without_noise_is_described_as_such(tmp_path):
+    import oasisgan
+    from oasisgan.app import Painter
+    from oasisgan.checkpoint import save_checkpoint
+    from oasisgan.nn import Generator
+
+    cfg = oasisgan.preset("toy", semantic_nc=4, noise_3d=False)
+    save_checkpoint(tmp_path / "nonoise.ckpt", config=cfg, ema=Generator.from_config(cfg))
+    painter = Painter(oasisgan.load(tmp_path / "nonoise.ckpt"))
+    assert painter.info()["noise"] is False
+    img, _ = painter.synthesize_array(painter.example(0), [1])
+    img2, _ = painter.synthesize_array(painter.example(0), [2])
+    assert np.array_equal(img, img2)
+
+
+@pytest.mark.parametrize("name", ["ade20k", "cityscapes", "coco-stuff"])
+def test_examples_for_the_benchmark_presets(name):
+    import oasisgan
+    from oasisgan.app import example_label
+
+    try:
+        from oasisgan.data import config_for_root
+
+        cfg = config_for_root(name)
+    except Exception:
+        cfg = oasisgan.preset(name)
+    names = [cfg.class_name(i) for i in range(cfg.semantic_nc)]
+    lab = example_label(names, cfg.height, cfg.width, cfg.dontcare_label, 0)
+    assert lab.shape == (cfg.height, cfg.width)
+    present = np.unique(lab)
+    assert present.min() >= 0 and present.max() < cfg.semantic_nc and cfg.dontcare_label not in present
+    assert len(present) >= 4
+    if cfg.class_names:
+        import re
+
+        assert any("sky" in re.split(r"[\s,\-]+", names[i].lower()) for i in present)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_app_helpers import PALETTE, decode_image, decode_map, make_test_checkpoint, map_payload, png_bytes, request
+from test_app_helpers import PALETTE, decode_image, make_test_checkpoint, map_payload, png_bytes, request
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.slow
@@ -357,3 +357,79 @@ def test_screenshot_for_the_readme(browser_context, server, tmp_path):
         if srv:
             srv.shutdown()
             srv.server_close()
+
+
+@pytest.fixture()
+def slow_server(tmp_path):
+    """A painter whose model takes 0.8 s per image, like a full-size model on a CPU."""
+    import time
+
+    import oasisgan
+    from oasisgan.app import Painter as Engine, serve_in_thread
+
+    class SlowEngine(Engine):
+        calls = 0
+
+        def synthesize_array(self, *args, **kwargs):
+            type(self).calls += 1
+            time.sleep(0.8)
+            return super().synthesize_array(*args, **kwargs)
+
+    engine = SlowEngine(oasisgan.load(make_test_checkpoint(tmp_path / "toy.ckpt")))
+    srv, thread = serve_in_thread(engine, port=0)
+    yield srv, SlowEngine
+    srv.shutdown()
+    srv.server_close()
+    thread.join(5)
+
+
+def test_slow_model_shows_progress_and_never_shows_a_stale_image(browser_context, slow_server):
+    srv, engine = slow_server
+    p = Painter(browser_context, srv.url)
+    v = p.version()
+    calls = engine.calls
+    p.pick(7)
+    p.stroke([(6, 10), (58, 12)])
+    p.page.locator("#busy:not(.hidden)").wait_for(timeout=5000)  # spinner + elapsed time
+    assert p.page.inner_text("#elapsed").endswith(" s")
+    assert p.page.get_attribute("#output", "data-state") == "busy"
+    # the page stays usable while the server works: three more strokes during the request
+    for k, cls in enumerate((9, 2, 8)):
+        p.pick(cls)
+        p.stroke([(6, 20 + 10 * k), (58, 22 + 10 * k)])
+    final = p.label()
+    assert (final == 8).sum() > 60
+    p.wait_image(v)
+    assert p.page.locator("#busy.hidden").count() == 1
+    # what is shown is the image of the final label map, reached in few requests (newest wins)
+    img = p.image()
+    assert np.abs(img - api_image(srv, final, p.seeds())).max() <= 1
+    assert engine.calls - calls <= 3, engine.calls - calls
+    assert not p.errors, p.errors
+    p.page.close()
+
+
+def test_canvas_keeps_the_model_aspect_ratio(browser_context, tmp_path):
+    import oasisgan
+    from oasisgan.checkpoint import save_checkpoint
+    from oasisgan.nn import Generator
+
+    cfg = oasisgan.preset("toy", semantic_nc=5, aspect_ratio=2.0, dontcare_label=None)  # 32x64
+    save_checkpoint(tmp_path / "wide.ckpt", config=cfg, ema=Generator.from_config(cfg))
+    srv, thread = start_server(tmp_path / "wide.ckpt")
+    try:
+        page = browser_context.new_page()
+        page.goto(srv.url)
+        page.wait_for_function("() => Number(document.getElementById('output').dataset.version) > 0")
+        for sel in ("#label-canvas", "#output"):
+            box = page.locator(sel).bounding_box()
+            assert abs(box["width"] / box["height"] - 2.0) < 0.02, (sel, box)
+        assert page.evaluate("() => [window.painter.state.H, window.painter.state.W]") == [32, 64]
+        assert page.is_disabled("[data-tool='eraser']")  # no don't-care class: no eraser
+        names = page.locator("#palette li .cname").all_inner_texts()
+        assert names == [f"class_{i}" for i in range(5)]
+        page.close()
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(5)

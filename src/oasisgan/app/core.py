@@ -22,6 +22,7 @@ import base64
 import binascii
 import io
 import math
+import re
 import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -239,12 +240,12 @@ class Painter:
         from PIL import Image
 
         if self.num_classes <= 256:
-            img = Image.fromarray(label.astype(np.uint8), "P")
+            img = Image.frombytes("P", (label.shape[1], label.shape[0]), label.astype(np.uint8).tobytes())
             pal = np.zeros((256, 3), np.uint8)
             pal[: self.num_classes] = self.palette
             img.putpalette(pal.reshape(-1).tolist())
             return _png_bytes(img)
-        return _png_bytes(Image.fromarray(label.astype(np.uint16), "I;16"))
+        return _png_bytes(Image.fromarray(np.ascontiguousarray(label, dtype=np.uint16)))  # mode I;16
 
     def decode_upload(self, body: Any) -> Dict[str, Any]:
         """An uploaded label map (index PNG or colour PNG) -> model ids at the model's size."""
@@ -338,27 +339,30 @@ class Painter:
 
 _ROLES = {
     "sky": ("sky",),
-    "far": ("mountain", "hill", "building", "tree", "wall", "vegetation", "house"),
-    "ground": ("grass", "field", "earth", "ground", "road", "sand", "floor", "terrain", "dirt",
-               "snow", "sidewalk", "land"),
-    "water": ("sea", "water", "river", "lake"),
-    "blob": ("tree", "bush", "plant", "rock", "car", "person", "flower", "vegetation"),
+    "far": ("mountain", "hill", "building", "house", "wall", "vegetation", "tree"),
+    "ground": ("grass", "road", "field", "earth", "terrain", "sand", "dirt", "floor", "ground", "snow",
+               "sidewalk", "land"),
+    "water": ("sea", "water", "lake", "river"),
+    "blob": ("tree", "vegetation", "bush", "plant", "rock", "car", "person", "flower"),
 }
 
 
-def _pick(names: Sequence[str], role: str, taken: set, fallback: List[int]) -> int:
-    lowered = [n.lower().replace("_", " ") for n in names]
+def _pick(names: Sequence[str], role: str, taken: set, fallback: List[int], required: bool) -> Optional[int]:
+    """The first class whose name has one of the role's words (as a whole word: 'sky-other' is sky,
+    'skyscraper' is not); without one, an unused class when `required`, else None."""
+    tokens = [set(re.split(r"[\s,;/_\-()]+", n.lower())) for n in names]
     for word in _ROLES[role]:
-        for i, n in enumerate(lowered):
-            if i not in taken and (n == word or n.split(",")[0].strip() == word
-                                   or word in n.replace(",", " ").split()):
+        for i, t in enumerate(tokens):
+            if i not in taken and i in fallback and word in t:
                 taken.add(i)
                 return i
+    if not required:
+        return None
     for i in fallback:
         if i not in taken:
             taken.add(i)
             return i
-    return fallback[0] if fallback else 0
+    return fallback[0]
 
 
 def example_label(names: Sequence[str], height: int, width: int, dontcare: Optional[int],
@@ -370,11 +374,12 @@ def example_label(names: Sequence[str], height: int, width: int, dontcare: Optio
     taken: set = set()
     if variant:
         rng.shuffle(usable)  # other variants may pick other classes where names do not decide
-    sky = _pick(names, "sky", taken, usable)
-    far = _pick(names, "far", taken, usable)
-    ground = _pick(names, "ground", taken, usable)
-    water = _pick(names, "water", taken, usable)
-    blob = _pick(names, "blob", taken, usable)
+    named = not all(re.fullmatch(r"class_\d+", n) for n in names)  # without names any class will do
+    sky = _pick(names, "sky", taken, usable, True)
+    far = _pick(names, "far", taken, usable, True)
+    ground = _pick(names, "ground", taken, usable, True)
+    water = _pick(names, "water", taken, usable, not named)
+    blob = _pick(names, "blob", taken, usable, not named)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
     u, v = xx / max(width - 1, 1), yy / max(height - 1, 1)
     lab = np.full((height, width), ground, dtype=np.int64)
@@ -384,8 +389,9 @@ def example_label(names: Sequence[str], height: int, width: int, dontcare: Optio
     lab[v < horizon] = far
     lab[v < ridge] = sky
     cx, cy = rng.uniform(0.25, 0.75), rng.uniform(0.72, 0.85)
-    lab[((u - cx) / 0.28) ** 2 + ((v - cy) / 0.08) ** 2 < 1] = water
-    for _ in range(3):
+    if water is not None:
+        lab[((u - cx) / 0.28) ** 2 + ((v - cy) / 0.08) ** 2 < 1] = water
+    for _ in range(3 if blob is not None else 0):
         bx, by = rng.uniform(0.05, 0.95), rng.uniform(horizon - 0.02, horizon + 0.12)
         r = rng.uniform(0.04, 0.08)
         lab[((u - bx) / r) ** 2 + ((v - by) / (1.4 * r * width / height)) ** 2 < 1] = blob
