@@ -585,6 +585,12 @@
     await loadExample(0, false);
   }
 
+  let resizeTimer = 0;
+  window.addEventListener("resize", () => {  // keep the canvas and image fitting the window
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(() => { if (S.label) { setupCanvas(); render(); drawOverlay(); } }, 150);
+  });
+
   // for tests and the console: read-only views of the state
   window.painter = {
     get state() { return S; },
