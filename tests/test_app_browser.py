@@ -43,6 +43,15 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage"]
 H = W = 64
+# The page draws new seeds with crypto.getRandomValues; the tests make that a fixed sequence so
+# that every run resamples with the same seeds.
+DETERMINISTIC_SEEDS = """(() => {
+  let state = 12345;
+  Object.defineProperty(window.crypto, "getRandomValues", { value: (a) => {
+    for (let i = 0; i < a.length; i++) { state = (Math.imul(state, 1103515245) + 12345) >>> 0; a[i] = state; }
+    return a;
+  } });
+})();"""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -83,6 +92,7 @@ def browser_context(playwright):
     # bypass_csp: Playwright's wait_for_function evaluates strings, which the page's CSP forbids;
     # test_page_works_under_its_own_csp checks the page with its CSP in force.
     ctx = launch(playwright, bypass_csp=True, viewport={"width": 1400, "height": 780}, accept_downloads=True)
+    ctx.add_init_script(DETERMINISTIC_SEEDS)
     yield ctx
     ctx.close()
 
@@ -186,8 +196,12 @@ def test_draw_two_classes_then_resample_one(painter, server):
     mask = label == 7
     diff = np.abs(after - before).mean(-1)
     inside, outside = diff[mask].mean(), diff[~mask].mean()
-    print(f"browser class resample: mean change inside {inside:.1f}, outside {outside:.1f}")
-    assert inside > 3 and inside > 3 * outside, (inside, outside)
+    from scipy import ndimage
+
+    far = ~ndimage.binary_dilation(mask, iterations=6)  # more than 6 px from the class
+    print(f"browser class resample: mean change inside {inside:.1f}, outside {outside:.1f}, "
+          f"far outside {diff[far].mean():.2f}")
+    assert inside > 3 and inside > 3 * outside and inside > 8 * diff[far].mean(), (inside, outside)
 
     # undo brings back the previous noise and picture
     p.page.click("#undo")
@@ -404,7 +418,7 @@ def test_slow_model_shows_progress_and_never_shows_a_stale_image(browser_context
     # what is shown is the image of the final label map, reached in few requests (newest wins)
     img = p.image()
     assert np.abs(img - api_image(srv, final, p.seeds())).max() <= 1
-    assert engine.calls - calls <= 3, engine.calls - calls
+    assert engine.calls - calls <= 5, engine.calls - calls  # not one per mouse move
     assert not p.errors, p.errors
     p.page.close()
 
