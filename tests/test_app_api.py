@@ -267,6 +267,8 @@ def garbage_bodies():
     yield b'"a string"', ALL
     yield b"null", ALL
     yield b"[" * 100000, ALL  # deep nesting
+    yield b'{"label": ' + b"9" * 5000 + b"}", ALL  # an int over Python's digit limit
+    yield b'{"label": NaN, "noise": Infinity}', ALL
     yield b'{"label": 5}', ALL
     yield json.dumps({"label": {"encoding": "u32", "data": good["data"]}}).encode(), ALL
     yield json.dumps({"label": {"encoding": "u8", "data": "!!!not base64"}}).encode(), ALL

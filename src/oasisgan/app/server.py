@@ -122,7 +122,7 @@ class PainterHandler(BaseHTTPRequestHandler):
         data = self._read_body(limit)
         try:
             return json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        except (ValueError, RecursionError) as e:  # bad UTF-8, bad JSON, ints over Python's digit limit
             raise RequestError(f"the request body is not valid JSON: {str(e)[:120]}") from None
 
     def _dispatch(self, method: str) -> None:
