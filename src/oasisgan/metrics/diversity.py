@@ -211,9 +211,9 @@ def ms_ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, win: int 
         ssim, cs = _ssim_terms(x, y, max(k, 1), data_range=data_range)
         terms.append(ssim if i == levels - 1 else cs)
         if i < levels - 1:
-            pad = (0, x.shape[-1] % 2, 0, x.shape[-2] % 2)
-            x = F.avg_pool2d(F.pad(x, pad, mode="replicate"), 2)
-            y = F.avg_pool2d(F.pad(y, pad, mode="replicate"), 2)
+            pad = (x.shape[-2] % 2, x.shape[-1] % 2)  # odd sizes: as pytorch_msssim (zero pad, counted)
+            x = F.avg_pool2d(x, 2, padding=pad)
+            y = F.avg_pool2d(y, 2, padding=pad)
     stack = torch.stack(terms).clamp_min(0)  # (levels, B, C)
     return (stack ** w[:, None, None]).prod(0).mean(1)
 

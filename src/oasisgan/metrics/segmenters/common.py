@@ -15,17 +15,22 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+_SYNC_BN_EXTRAS = ("._tmp_running_mean", "._tmp_running_var", "._running_iter")
+
+
 def load_original_state_dict(module: nn.Module, state: Dict[str, torch.Tensor], what: str,
                              path: Optional[Union[str, Path]] = None, prefix: str = "") -> None:
     """Load `state` (the original project's key names) into `module`, strictly.
 
-    Tolerated: a ``module.`` prefix (DataParallel) and missing BatchNorm ``num_batches_tracked``
-    buffers (older files). Anything else missing, unexpected or of the wrong shape raises a
-    `WeightsError` naming a few keys.
+    Tolerated: a ``module.`` prefix (DataParallel), missing BatchNorm ``num_batches_tracked``
+    buffers (older files) and the training-only accumulators of CSAIL's synchronized BatchNorm
+    (``_tmp_running_mean``, ``_tmp_running_var``, ``_running_iter``). Anything else missing,
+    unexpected or of the wrong shape raises a `WeightsError` naming a few keys.
     """
     from ...weights import WeightsError
 
-    state = {(k[7:] if k.startswith("module.") else k): v for k, v in state.items()}
+    state = {(k[7:] if k.startswith("module.") else k): v for k, v in state.items()
+             if not k.endswith(_SYNC_BN_EXTRAS)}
     if prefix:
         state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     own = module.state_dict()
