@@ -41,9 +41,17 @@ def small_generator(**kw):
     return Generator(N_CLASSES, **args)
 
 
-def run(gen, fast, label, z, gout, generator_seed=None):
+def set_sparse(gen, fraction):
+    for m in gen.modules():
+        if isinstance(m, SPADE):
+            m.sparse_max_fraction = fraction
+
+
+def run(gen, fast, label, z, gout, generator_seed=None, sparse=None):
     gen = copy.deepcopy(gen)
     gen.fast_spade = fast
+    if sparse is not None:
+        set_sparse(gen, sparse)
     rng = None if generator_seed is None else torch.Generator().manual_seed(generator_seed)
     out = gen(label, z, generator=rng)
     (out * gout).sum().backward()
@@ -70,12 +78,14 @@ def assert_close(fast, plain, tol):
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
 @pytest.mark.parametrize("zkind", ["broadcast", "spatial", "drawn"])
-@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-10)])
-def test_fast_equals_plain(mode, zkind, dtype, tol):
+@pytest.mark.parametrize("dtype,tol,sparse", [(torch.float32, 1e-5, 0.0), (torch.float64, 1e-10, 0.0),
+                                              (torch.float32, 1e-5, 1.0)])  # sparse: gamma/beta
+def test_fast_equals_plain(mode, zkind, dtype, tol, sparse):
     b, h, w = 2, 24, 40  # odd aspect ratio, not a power of two
     gen = small_generator(num_blocks=4).to(dtype)
     gen.train(mode == "train")
-    ids = blob_labels(b, h, w)
+    set_sparse(gen, sparse)
+    ids = blob_labels(b, h, w, cell=8)
     label = onehot(ids, dtype=dtype)
     torch.manual_seed(1)
     z = {"broadcast": torch.randn(b, 8, dtype=dtype), "spatial": torch.randn(b, 8, h, w, dtype=dtype),
@@ -86,15 +96,27 @@ def test_fast_equals_plain(mode, zkind, dtype, tol):
     assert_close(run(gen, True, label, z, gout, seed), run(gen, False, label, z, gout, seed), tol)
 
 
+@pytest.mark.parametrize("sparse", [0.0, 1.0])
 @pytest.mark.parametrize("kw", [dict(noise_3d=False), dict(spectral_norm=False, norm="instance"),
                                 dict(spade_ks=5), dict(num_blocks=3, norm="batch")])
-def test_fast_equals_plain_variants(kw):
+def test_fast_equals_plain_variants(kw, sparse):
     gen = small_generator(**kw).to(torch.float64)
+    set_sparse(gen, sparse)
     b, h, w = 2, 16, 24
-    label = onehot(blob_labels(b, h, w, cell=3), dtype=torch.float64)
+    label = onehot(blob_labels(b, h, w, cell=7), dtype=torch.float64)
     z = torch.randn(b, 8, dtype=torch.float64)
     gout = torch.randn(b, 3, h, w, dtype=torch.float64)
     assert_close(run(gen, True, label, z, gout), run(gen, False, label, z, gout), 1e-10)
+
+
+def test_sparse_split_counts():
+    from oasisgan.nn.spade import SparseIndex
+    ids = torch.zeros(1, 12, 12, dtype=torch.long)
+    ids[0, 6:, :] = 1
+    sp = SparseIndex(LabelIndex(ids, 2, 3))
+    # interior: rows 2..9, cols 2..9 of the 12x12 map, minus rows 4..7 (window crosses row 6)
+    assert sp.num_boundary == 144 - 2 * 2 * 8
+    assert int((sp.sel < 2).sum()) == 32
 
 
 def test_fast_path_is_taken_and_plain_is_not(monkeypatch):

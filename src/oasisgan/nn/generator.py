@@ -176,12 +176,14 @@ class Generator(nn.Module):
             z = self.noise(label, z, generator)
             zb, zmap = (z, None) if z.dim() == 2 else (None, z)
         cache: Dict[Tuple[int, int, int], LabelIndex] = {}
+        batch = label.shape[0]
 
         def index_at(h: int, w: int, k: int) -> LabelIndex:
             key = (h, w, k)
             if key not in cache:
                 zm = None if zmap is None else F.interpolate(zmap, size=(h, w), mode="nearest")
-                cache[key] = LabelIndex(resize_ids(ids, h, w), self.semantic_nc, k, zb, zm)
+                cache[key] = index = LabelIndex(resize_ids(ids, h, w), self.semantic_nc, k, zb, zm)
+                index.memory_format = self.memory_format_at(batch, h, w)
             return cache[key]
 
         m = self.size_multiple
@@ -189,12 +191,29 @@ class Generator(nn.Module):
         k = self.fc.kernel_size[0]
         x = label_conv(self.fc.weight, self.fc.bias, index_at(h, w, k))
         for i, block in enumerate(self.body):
-            x = block.forward_fast(x, index_at(h, w, self.spade_ks))
+            index = index_at(h, w, self.spade_ks)
+            x = x.contiguous(memory_format=index.memory_format)
+            x = block.forward_fast(x, index)
             if i < self.num_blocks - 1:
                 x = self.up(x)
                 h, w = 2 * h, 2 * w
         x = self.conv_img(F.leaky_relu(x, 2e-1))
         return torch.tanh(x)
+
+    # Activation layout of the fast path: "auto" (channels_last where the map has at least
+    # `channels_last_min_pixels` pixels, batch included: there the faster channels_last
+    # kernels win; below, converting the large low-resolution weights each call costs more),
+    # "channels_last" or "contiguous". Layout never changes the math.
+    memory_format: str = "auto"
+    channels_last_min_pixels: int = 4096
+
+    def memory_format_at(self, batch: int, h: int, w: int) -> torch.memory_format:
+        if self.memory_format == "channels_last":
+            return torch.channels_last
+        if self.memory_format == "contiguous":
+            return torch.contiguous_format
+        return torch.channels_last if batch * h * w >= self.channels_last_min_pixels \
+            else torch.contiguous_format
 
     def forward_plain(self, label: torch.Tensor, z: Optional[torch.Tensor] = None,
                       generator: Optional[torch.Generator] = None) -> torch.Tensor:

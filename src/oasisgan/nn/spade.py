@@ -47,7 +47,8 @@ class LabelIndex:
     z: (B, z_dim) broadcast noise, or None. z_map: (B, z_dim, h, w) spatial noise, or None.
     """
 
-    __slots__ = ("idx", "cls", "taps", "z", "z_map", "shape", "num_classes", "kernel_size")
+    __slots__ = ("idx", "cls", "taps", "z", "z_map", "shape", "num_classes", "kernel_size", "ids",
+                 "_sparse", "memory_format")
 
     def __init__(self, ids: torch.Tensor, num_classes: int, kernel_size: int,
                  z: Optional[torch.Tensor] = None, z_map: Optional[torch.Tensor] = None):
@@ -55,7 +56,8 @@ class LabelIndex:
         k, p = kernel_size, kernel_size // 2
         n, t = num_classes, kernel_size * kernel_size
         self.shape, self.num_classes, self.kernel_size = (b, h, w), n, k
-        self.z, self.z_map = z, z_map
+        self.z, self.z_map, self.ids, self._sparse = z, z_map, ids, None
+        self.memory_format = torch.channels_last  # layout of the activations made from it
         padded = F.pad(ids, (p, p, p, p), value=-1)
         cols = []
         for tap in range(t):
@@ -88,6 +90,55 @@ class LabelIndex:
     def num_border_classes(self) -> int:
         return 0 if self.taps is None else self.taps.shape[0]
 
+    def sparse(self, max_fraction: float) -> Optional["SparseIndex"]:
+        """The boundary/interior split for `SPADE`'s sparse modulation, or None when it does not
+        apply (spatial noise) or more than `max_fraction` of the pixels are boundary pixels."""
+        if self.z_map is not None or max_fraction <= 0:
+            return None
+        if self._sparse is None:
+            self._sparse = SparseIndex(self)
+        sp = self._sparse
+        return sp if sp.fraction <= max_fraction else None
+
+
+class SparseIndex:
+    """Where a SPADE layer's gamma/beta are constant.
+
+    With broadcast (or no) noise, the SPADE hidden activation at a pixel depends only on the
+    labels under its k x k window (and which taps are inside the image); gamma/beta at a pixel
+    depend on the labels of its (2k-1) x (2k-1) window. Where that window lies inside the image
+    and holds a single class c, gamma/beta equal a per-(image, class) constant. Only the other,
+    "boundary" pixels need the convolution, computed there as gathered patches @ weights.
+
+    sel: (P,) row of each pixel in cat(constant rows (B*N), boundary rows (nb)).
+    patches: (nb, T) rows of the zero-padded activation map (B*(h+2p)*(w+2p) rows) under each tap.
+    """
+
+    __slots__ = ("sel", "patches", "num_boundary", "fraction")
+
+    def __init__(self, index: LabelIndex):
+        ids = index.ids
+        b, h, w = index.shape
+        n, k = index.num_classes, index.kernel_size
+        p = k // 2
+        r = 2 * p
+        padded = F.pad(ids.to(torch.float32), (r, r, r, r), value=-1.0)[:, None]
+        hi = F.max_pool2d(padded, 2 * r + 1, stride=1)[:, 0]
+        lo = -F.max_pool2d(-padded, 2 * r + 1, stride=1)[:, 0]
+        boundary = (hi != lo).reshape(-1)                                       # (P,)
+        const_row = (ids + torch.arange(b, device=ids.device)[:, None, None] * n).reshape(-1)
+        rank = torch.cumsum(boundary, 0) - 1
+        self.sel = torch.where(boundary, b * n + rank, const_row)
+        where = torch.nonzero(boundary).squeeze(1)                               # (nb,)
+        self.num_boundary = int(where.numel())
+        self.fraction = self.num_boundary / max(1, boundary.numel())
+        hp, wp = h + 2 * p, w + 2 * p
+        bi, rem = where // (h * w), where % (h * w)
+        base = bi * (hp * wp) + (rem // w) * wp + rem % w                       # top-left tap
+        dev = ids.device
+        offs = (torch.arange(k, device=dev)[:, None] * wp + torch.arange(k, device=dev)[None, :])
+        self.patches = base[:, None] + offs.reshape(1, k * k)
+
 
 def _autocast_dtype(device_type: str) -> Optional[torch.dtype]:
     if device_type in ("cpu", "cuda") and torch.is_autocast_enabled(device_type):
@@ -95,12 +146,14 @@ def _autocast_dtype(device_type: str) -> Optional[torch.dtype]:
     return None
 
 
-def label_conv(weight: torch.Tensor, bias: Optional[torch.Tensor], index: LabelIndex,
-               channels_last_out: bool = True) -> torch.Tensor:
+def label_conv_nhwc(weight: torch.Tensor, bias: Optional[torch.Tensor], index: LabelIndex,
+                    interior: bool = False) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """conv2d(cat(z, onehot(ids)), weight, bias, padding=k//2) without the dense one-hot.
 
     `weight` is (O, z_dim + N, k, k) (noise channels first, as the official code) or (O, N, k, k)
-    without noise. Returns (B, O, h, w), channels_last in memory.
+    without noise. Returns the result as (B, h, w, O) and, when `interior` is set (broadcast or
+    no noise only), the (B, N, O) value at a pixel whose whole window lies inside the image on
+    one class.
     """
     b, h, w = index.shape
     n, k = index.num_classes, index.kernel_size
@@ -110,11 +163,13 @@ def label_conv(weight: torch.Tensor, bias: Optional[torch.Tensor], index: LabelI
     dev_type = weight.device.type
     amp = _autocast_dtype(dev_type)
     ctx = torch.autocast(dev_type, enabled=False) if amp is not None else contextlib.nullcontext()
+    inner = None
     with ctx:
         # (T*N, O) kernel columns of the label channels, plus one zero row for the padding.
         lab = weight[:, zd:].permute(2, 3, 1, 0).reshape(t * n, o)
         rows = [lab, lab.new_zeros(1, o)]
         idx = index.idx
+        zint = None
         if index.z_map is None:
             if zd > 0:
                 if index.z is None:
@@ -126,20 +181,32 @@ def label_conv(weight: torch.Tensor, bias: Optional[torch.Tensor], index: LabelI
                     extra = extra + bias
                 rows.append(extra.reshape(-1, o))
                 idx = torch.cat((idx, index.cls + (t * n + 1)), dim=1)
+                if interior:
+                    zint = v.sum(1) if bias is None else v.sum(1) + bias          # (B, O)
             elif bias is not None:
                 rows.append(bias.reshape(1, o))
                 idx = torch.cat((idx, idx.new_full((idx.shape[0], 1), t * n + 1)), dim=1)
+                if interior:
+                    zint = bias.reshape(1, o)
+        if interior:
+            inner = lab.reshape(t, n, o).sum(0)[None]                              # (1, N, O)
+            if zint is not None:
+                inner = inner + zint[:, None]
+            inner = inner.expand(b, n, o)
         table = torch.cat(rows, dim=0)
         if amp is not None:
             table = table.to(amp)
         out = F.embedding_bag(idx, table, mode="sum")                           # (P, O)
-    out = out.reshape(b, h, w, o).permute(0, 3, 1, 2)
+    out = out.reshape(b, h, w, o)
     if index.z_map is not None:
         wz = weight[:, :zd]
-        out = out + F.conv2d(index.z_map, wz, bias, padding=k // 2)
-    if not channels_last_out:
-        out = out.contiguous()
-    return out
+        out = out + F.conv2d(index.z_map, wz, bias, padding=k // 2).permute(0, 2, 3, 1)
+    return out, inner
+
+
+def label_conv(weight: torch.Tensor, bias: Optional[torch.Tensor], index: LabelIndex) -> torch.Tensor:
+    """conv2d(cat(z, onehot(ids)), weight, bias, padding=k//2): (B, O, h, w), channels_last."""
+    return label_conv_nhwc(weight, bias, index)[0].permute(0, 3, 1, 2)
 
 
 class SPADE(nn.Module):
@@ -148,6 +215,10 @@ class SPADE(nn.Module):
     Module and parameter names follow the official code (`first_norm`, `mlp_shared.0`,
     `mlp_gamma`, `mlp_beta`) so official state dicts load without renaming.
     """
+
+    # Sparse modulation (fast path, broadcast noise) when at most this fraction of the pixels are
+    # near a label boundary; 0 turns it off. A plain attribute: set it per instance or class.
+    sparse_max_fraction: float = 0.0
 
     def __init__(self, norm_nc: int, label_nc: int, kernel_size: int = 3, hidden: int = 128,
                  norm: str = "syncbatch"):
@@ -170,11 +241,37 @@ class SPADE(nn.Module):
     def modulation(self, index: LabelIndex) -> Tuple[torch.Tensor, torch.Tensor]:
         """(1 + gamma, beta) from a LabelIndex at x's resolution, one fused conv."""
         conv = self.mlp_shared[0]
-        actv = torch.relu(label_conv(conv.weight, conv.bias, index))
         weight = torch.cat((self.mlp_gamma.weight, self.mlp_beta.weight), dim=0)
         bias = torch.cat((self.mlp_gamma.bias + 1, self.mlp_beta.bias), dim=0)
-        gb = F.conv2d(actv, weight, bias, padding=self.mlp_gamma.padding)
-        return gb.split(self.mlp_gamma.out_channels, dim=1)
+        nc = self.mlp_gamma.out_channels
+        sp = index.sparse(self.sparse_max_fraction) if index.kernel_size == self.mlp_gamma.kernel_size[0] \
+            else None
+        if sp is None:
+            actv = torch.relu(label_conv(conv.weight, conv.bias, index))
+            if index.memory_format is not torch.channels_last:
+                actv = actv.contiguous(memory_format=index.memory_format)
+            gb = F.conv2d(actv, weight, bias, padding=self.mlp_gamma.padding)
+            return gb.split(nc, dim=1)
+        # Sparse: constant rows per (image, class) + patches @ weights at boundary pixels.
+        b, h, w = index.shape
+        k = index.kernel_size
+        p = k // 2
+        raw, inner = label_conv_nhwc(conv.weight, conv.bias, index, interior=True)
+        actv = torch.relu(raw)                                                   # (B, h, w, hid)
+        hid = actv.shape[-1]
+        wmat = weight.permute(2, 3, 1, 0).reshape(k * k, hid, 2 * nc)            # (T, hid, 2nc)
+        const = torch.addmm(bias, torch.relu(inner).reshape(-1, hid), wmat.sum(0))   # (B*N, 2nc)
+        if sp.num_boundary:
+            padded = F.pad(actv, (0, 0, p, p, p, p)).reshape(-1, hid)
+            patches = F.embedding(sp.patches, padded).reshape(sp.num_boundary, k * k * hid)
+            edge = torch.addmm(bias, patches, wmat.reshape(k * k * hid, 2 * nc))   # (nb, 2nc)
+            rows = torch.cat((const, edge.to(const.dtype)), dim=0)
+        else:
+            rows = const
+        gb = F.embedding(sp.sel, rows).reshape(b, h, w, 2 * nc).permute(0, 3, 1, 2)
+        if index.memory_format is not torch.channels_last:
+            gb = gb.contiguous(memory_format=index.memory_format)
+        return gb.split(nc, dim=1)
 
     def forward_fast(self, x: torch.Tensor, index: LabelIndex) -> torch.Tensor:
         """Same result as `forward(x, seg)`, from a shared LabelIndex at x's resolution."""
