@@ -181,3 +181,23 @@ def test_label_map_from_list():
     m = label_map_from_spec([None, 0, 1, 1], 4, dontcare=0)
     assert m.tolist() == [-1, 0, 1, 1]
     assert cityscapes_label_map(35)[33] == 18
+
+
+def test_multiscale_protocol_and_sync_bn_extras():
+    from oasisgan.metrics.segmenters.common import Segmenter, identity_label_map
+
+    torch.manual_seed(0)
+    net = torch.nn.Conv2d(3, 4, 1)
+    seg = Segmenter(net, 4, identity_label_map(4, 0), "t")
+    x = torch.rand(2, 3, 64, 96) * 2 - 1
+    with torch.no_grad():
+        single = torch.log_softmax(seg(x), 1)
+        seg.scales = [64]  # short side 64 -> 64x96, already multiples of 32: the same as one pass
+        torch.testing.assert_close(seg(x), single, rtol=1e-5, atol=1e-5)
+        seg.scales = [32, 64, 100]
+        out = seg(x)
+    assert out.shape == (2, 4, 64, 96) and torch.isfinite(out).all()
+    # CSAIL's synchronized BatchNorm files carry training accumulators: ignored on load
+    bn = torch.nn.BatchNorm2d(3)
+    sd = dict(bn.state_dict(), **{"_tmp_running_mean": torch.zeros(3)})
+    load_original_state_dict(torch.nn.Sequential(bn), {"0." + k: v for k, v in sd.items()}, "bn")

@@ -47,6 +47,9 @@ def register(sub) -> None:
                    help="TorchScript segmenter: input convention")
     g.add_argument("--segmenter-size", default=None, metavar="HxW",
                    help="resize fakes to HxW before segmenting (scores stay at the generated resolution)")
+    g.add_argument("--segmenter-scales", default=None, metavar="S1,S2,...",
+                   help="multi-scale segmentation with these short sides, probabilities averaged at the generated "
+                        "resolution (CSAIL's UperNet eval uses 300,375,450,525,600)")
     g.add_argument("--fsd-segmenter", default=None, metavar="FILE",
                    help="reference segmenter for FSD (default: --segmenter if it is one, or "
                         "DATA_ROOT/reference_segmenter.pt)")
@@ -120,12 +123,18 @@ def run(args: argparse.Namespace) -> int:
             size = (h, w)
         except ValueError:
             raise ConfigError(f"--segmenter-size expects HxW, got {args.segmenter_size!r}") from None
+    scales = None
+    if args.segmenter_scales:
+        try:
+            scales = [int(v) for v in args.segmenter_scales.split(",") if v.strip()]
+        except ValueError:
+            raise ConfigError(f"--segmenter-scales expects integers, got {args.segmenter_scales!r}") from None
     report = evaluate_report(
         model, cfg, args.data_root, metrics, split=args.split, batch_size=args.batch_size, device=device,
         max_images=args.max_images, seed=args.seed, num_workers=args.num_workers, progress=not args.no_progress, cache_dir=args.cache_dir,
         use_cache=not args.no_cache, inception_weights=args.inception_weights, verify_weights=not args.no_verify,
         segmenter=args.segmenter, segmenter_weights=args.segmenter_weights, class_map=args.class_map,
-        segmenter_input=args.segmenter_input, segmenter_size=size, fsd_segmenter=args.fsd_segmenter,
+        segmenter_input=args.segmenter_input, segmenter_size=size, segmenter_scales=scales, fsd_segmenter=args.fsd_segmenter,
         lpips_net=args.lpips_net, lpips_backbone=args.lpips_backbone, lpips_weights=args.lpips_weights,
         samples=args.samples, diversity_maps=args.diversity_maps, on_missing="raise" if explicit else "skip")
     out = {"checkpoint": str(Path(args.checkpoint).resolve()), "data_root": str(Path(args.data_root).resolve()),

@@ -147,7 +147,7 @@ def evaluate_report(generator, cfg, data_root=None, metrics: Union[str, Sequence
                     progress: bool = True, cache_dir=None, use_cache: bool = True,
                     inception_weights=None, verify_weights: bool = True, inception=None,
                     segmenter=None, segmenter_weights=None, class_map=None, segmenter_input: str = "minus1_1",
-                    segmenter_size=None, discriminator: Optional[nn.Module] = None, fsd_segmenter=None,
+                    segmenter_size=None, segmenter_scales=None, discriminator: Optional[nn.Module] = None, fsd_segmenter=None,
                     lpips_net: str = "alex", lpips_version: str = "0.1", lpips_backbone=None,
                     lpips_weights=None, lpips_model=None, samples: int = 10, diversity_maps: int = 50,
                     on_missing: str = "raise") -> EvalReport:
@@ -160,7 +160,8 @@ def evaluate_report(generator, cfg, data_root=None, metrics: Union[str, Sequence
     segmenter: None (the paper's for the dataset), "drn" | "upernet" | "deeplab" | "discriminator",
         a file (reference segmenter, TorchScript, or original state dict) or a `Segmenter`;
         segmenter_weights for the named architectures; class_map / segmenter_input for TorchScript;
-        segmenter_size (H, W) to resize fakes before segmenting (scores stay at the generated size).
+        segmenter_size (H, W) to resize fakes before segmenting (scores stay at the generated size);
+        segmenter_scales: multi-scale testing with these short sides (CSAIL's protocol).
     fsd_segmenter: the reference segmenter for FSD (default: `segmenter` when it is one).
     lpips_*: network (alex | vgg | squeeze), version, backbone and linear weight files; lpips_model: a
         built `LPIPS`. samples: images per label map for diversity; diversity_maps: label maps used.
@@ -209,9 +210,10 @@ def evaluate_report(generator, cfg, data_root=None, metrics: Union[str, Sequence
         try:
             seg = load_segmenter(segmenter, cfg, weights=segmenter_weights, class_map=class_map,
                                  input_range=segmenter_input, input_size=segmenter_size,
-                                 discriminator=discriminator, device=dev)
+                                 discriminator=discriminator, device=dev, scales=segmenter_scales)
             report.info["segmenter"] = {"name": seg.name, "classes": seg.num_classes,
-                                        "sha256": seg.weights_sha256}
+                                        "sha256": seg.weights_sha256, "scales": seg.scales,
+                                        "input_size": seg.input_size}
             if getattr(seg, "real_miou", None) is not None:
                 report.info["segmenter"]["miou_on_real_val"] = seg.real_miou
         except (WeightsError, OASISError) as e:

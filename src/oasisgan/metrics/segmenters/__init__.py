@@ -161,8 +161,19 @@ def default_segmenter_name(cfg) -> Optional[str]:
 
 def load_segmenter(spec, cfg, *, weights=None, class_map=None, input_range: str = "minus1_1",
                    input_size: Optional[Sequence[int]] = None, discriminator: Optional[nn.Module] = None,
-                   device="cpu") -> Segmenter:
-    """Resolve `spec` (see the module docstring) into a `Segmenter` in eval mode on `device`."""
+                   device="cpu", scales: Optional[Sequence[int]] = None) -> Segmenter:
+    """Resolve `spec` (see the module docstring) into a `Segmenter` in eval mode on `device`.
+
+    `scales`: short sides for multi-scale testing (CSAIL's protocol, e.g. 300,375,450,525,600);
+    default: one pass at the generated (or `input_size`) resolution."""
+    seg = _load_segmenter(spec, cfg, weights=weights, class_map=class_map, input_range=input_range,
+                          input_size=input_size, discriminator=discriminator, device=device)
+    if scales:
+        seg.scales = [int(s) for s in scales]
+    return seg
+
+
+def _load_segmenter(spec, cfg, *, weights, class_map, input_range, input_size, discriminator, device) -> Segmenter:
     from ...weights import WeightsError, load_state_dict_file, sha256_of
 
     n = cfg.semantic_nc

@@ -130,10 +130,33 @@ class Segmenter(nn.Module):
         return torch.where(ok, self.label_map.to(label.device)[label.clamp(0, self.label_map.numel() - 1)],
                            torch.full_like(label, -1))
 
+    scales: Optional[Sequence[int]] = None  # multi-scale test (short sides), see `multiscale_forward`
+    max_size: int = 1000
+    size_multiple: int = 32
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.scales:
+            return self.multiscale_forward(images)
+        return self._single_forward(images)
+
+    def multiscale_forward(self, images: torch.Tensor) -> torch.Tensor:
+        """CSAIL's test protocol (``eval.py``): for each short side s, resize so the short side is s
+        (long side at most `max_size`), round both sides up to a multiple of `size_multiple`, run the
+        network, resize the class probabilities to the input size and average them over the scales.
+        Returns log-probabilities (same argmax)."""
         h, w = images.shape[-2:]
+        total = 0
+        for s in self.scales:
+            scale = min(s / min(h, w), self.max_size / max(h, w))
+            th, tw = (((int(v * scale) - 1) // self.size_multiple + 1) * self.size_multiple for v in (h, w))
+            x = F.interpolate(images, size=(th, tw), mode="bilinear", align_corners=False)
+            total = total + F.softmax(self._single_forward(x, out_size=(h, w), resize=False).float(), dim=1)
+        return torch.log(total / len(self.scales) + 1e-12)
+
+    def _single_forward(self, images: torch.Tensor, out_size=None, resize: bool = True) -> torch.Tensor:
+        h, w = out_size if out_size is not None else images.shape[-2:]
         x = images
-        if self.input_size is not None and tuple(x.shape[-2:]) != self.input_size:
+        if resize and self.input_size is not None and tuple(x.shape[-2:]) != self.input_size:
             x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False)
         if self.preprocess is not None:
             x = self.preprocess(x)
