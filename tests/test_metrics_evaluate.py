@@ -91,7 +91,7 @@ def test_evaluate_fid_with_random_inception(toy, toy_root, tmp_path):
 
     cfg, g, _, _ = toy
     inc = FIDInceptionV3().init_random(0)
-    r = evaluate_report(g, cfg, toy_root, ["fid"], inception=inc, max_images=3, batch_size=3, progress=False,
+    r = evaluate_report(g, cfg, toy_root, ["fid"], inception=inc, max_images=2, batch_size=2, progress=False,
                         cache_dir=tmp_path)
     assert math.isfinite(r.metrics["fid"]) and r.metrics["fid"] > 0
 
