@@ -13,7 +13,6 @@ for FID on data without downloadable networks; it is NOT comparable to FID.
 """
 from __future__ import annotations
 
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -446,7 +445,3 @@ def _diversity(gen, cfg, dataset, lp, want_ms, samples, n_maps, batch_size, seed
     if want_ms:
         report.metrics["msssim"] = ms_total / n_maps
     report.info["diversity"] = {"samples_per_map": samples, "label_maps": n_maps, "pairs": "all"}
-
-
-def finite_or_none(x: float) -> Optional[float]:
-    return x if isinstance(x, float) and math.isfinite(x) else None
