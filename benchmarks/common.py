@@ -113,7 +113,22 @@ VARIANTS = {
     "fast_bf16_cl_compile": (True, "bf16", True, True),
     "plain_compile": (False, "none", False, True),
     "official": None,  # the official code itself (needs OASIS_OFFICIAL_REPO), CPU fp32
+    # proposals measured here, not (yet) in oasisgan.training: fused Adam + EMA as one lerp
+    "fast_fusedopt": (True, "none", False, False),
+    "fast_bf16_fusedopt": (True, "bf16", False, False),
 }
+
+
+@torch.no_grad()
+def update_ema_lerp(ema, model, decay: float) -> None:
+    """EMA as torch._foreach_lerp_ (ema + (1-decay) * (model - ema)): the official formula up to
+    float re-association, one pass instead of four; integer buffers as the official copy_."""
+    es, ms = list(ema.state_dict().values()), list(model.state_dict().values())
+    fl = [(a, b) for a, b in zip(es, ms) if a.is_floating_point()]
+    torch._foreach_lerp_([a for a, _ in fl], [b.to(a.device) for a, b in fl], 1 - decay)
+    for a, b in zip(es, ms):
+        if not a.is_floating_point():
+            a.copy_(a * decay + b * (1 - decay))
 
 
 def official_repo() -> Optional[Path]:
@@ -219,8 +234,13 @@ class Workload:
             prepare_module(g, cl, comp)
             prepare_module(d, cl, comp)
             prepare_module(ema, cl, False)
-            opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
-            opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
+            fused = {"fused": True} if spec.variant.endswith("_fusedopt") else {}
+            opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2), **fused)
+            opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2), **fused)
+            if fused:
+                import oasisgan.training.step as step_module
+
+                step_module.update_ema = update_ema_lerp  # this worker process only
             self.stepper = TrainStep(cfg, g, d, ema, opt_g, opt_d, Precision(amp, dev))
             gimg = torch.Generator().manual_seed(spec.seed + 1)
             self.batch = {"image": torch.rand(spec.batch, 3, spec.res, spec.res, generator=gimg) * 2 - 1,
@@ -541,16 +561,16 @@ def main(kind: str, argv=None) -> int:
                 if d is not None:
                     s["diff_vs_fast_fp32"] = d
         rows += summ
-    table = markdown_table(kind, rows, a.device)
-    print()
-    print(table)
-    if not a.no_save:
-        dev = "cuda" if a.device.startswith("cuda") else "cpu"
-        name = a.name or f"{kind}_{dev}{'_quick' if a.quick else ''}"
-        meta = {"kind": kind, "device": a.device, "repeats": repeats, "threads": a.threads,
-                "env": environment(a.device), "official_reference": {f"{k[0]} {k[1]}x{k[1]} b{k[2]}": v
-                                                                   for k, v in OFFICIAL.items()}}
-        print(f"\nwrote {write_results(name, rows, table, meta)}")
+        table = markdown_table(kind, rows, a.device)
+        print()
+        print(table, flush=True)
+        if not a.no_save:  # after every config: a run cut short keeps what it measured
+            dev = "cuda" if a.device.startswith("cuda") else "cpu"
+            name = a.name or f"{kind}_{dev}{'_quick' if a.quick else ''}"
+            meta = {"kind": kind, "device": a.device, "repeats": repeats, "threads": a.threads,
+                    "env": environment(a.device),
+                    "official_reference": {f"{k[0]} {k[1]}x{k[1]} b{k[2]}": v for k, v in OFFICIAL.items()}}
+            print(f"wrote {write_results(name, rows, table, meta)}", flush=True)
     return 0
 
 

@@ -6,7 +6,7 @@ from typing import List
 import torch
 import torch.nn as nn
 
-from .layers import init_weights, settle_spectral_norms, spectral_norm
+from .layers import init_weights, set_fast_spectral_norm, settle_spectral_norms, spectral_norm
 
 
 def discriminator_widths(ch: int, num_blocks: int) -> List[int]:
@@ -67,7 +67,7 @@ class Discriminator(nn.Module):
     """forward(image (B,3,H,W) in [-1,1]) -> logits (B, N+1, H, W); channel 0 is "fake"."""
 
     def __init__(self, semantic_nc: int, channels: int = 64, num_blocks: int = 6,
-                 spectral_norm: bool = True, init: bool = True):
+                 spectral_norm: bool = True, init: bool = True, fast: bool = True):
         super().__init__()
         self.semantic_nc, self.num_blocks = semantic_nc, num_blocks
         self.channels = c = discriminator_widths(channels, num_blocks)
@@ -82,10 +82,23 @@ class Discriminator(nn.Module):
         if init:
             init_weights(self)
             settle_spectral_norms(self)
+        self.fast = fast
+
+    @property
+    def fast(self) -> bool:
+        """Exact output-scaled spectral norm on the wide low-resolution convs (nn/layers.py);
+        False computes weight / sigma as the official code. Follows `cfg.fast_spade`."""
+        return self.__dict__.get("_fast", False)
+
+    @fast.setter
+    def fast(self, value: bool) -> None:
+        self.__dict__["_fast"] = bool(value)
+        set_fast_spectral_norm(self, value)
 
     @classmethod
     def from_config(cls, cfg, init: bool = True) -> "Discriminator":
-        return cls(cfg.semantic_nc, cfg.channels_D, cfg.num_res_blocks, cfg.spectral_norm, init=init)
+        return cls(cfg.semantic_nc, cfg.channels_D, cfg.num_res_blocks, cfg.spectral_norm, init=init,
+                   fast=getattr(cfg, "fast_spade", True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = []

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .layers import init_weights, settle_spectral_norms, spectral_norm
+from .layers import init_weights, set_fast_spectral_norm, settle_spectral_norms, spectral_norm
 from .spade import SPADE, LabelIndex, label_conv
 
 
@@ -80,7 +80,7 @@ class Generator(nn.Module):
                  fast_spade: bool = True):
         super().__init__()
         self.semantic_nc, self.z_dim, self.noise_3d = semantic_nc, z_dim, noise_3d
-        self.fast_spade, self.spade_ks = fast_spade, spade_ks
+        self.spade_ks = spade_ks
         self.num_blocks = num_blocks
         self.channels = generator_widths(channels, num_blocks)
         seg_nc = semantic_nc + (z_dim if noise_3d else 0)
@@ -94,6 +94,17 @@ class Generator(nn.Module):
         if init:
             init_weights(self)
             settle_spectral_norms(self)
+        self.fast_spade = fast_spade
+
+    @property
+    def fast_spade(self) -> bool:
+        """The exact fast path: SPADE label convs from ids, output-scaled spectral norm."""
+        return self.__dict__.get("_fast_spade", False)
+
+    @fast_spade.setter
+    def fast_spade(self, value: bool) -> None:
+        self.__dict__["_fast_spade"] = bool(value)
+        set_fast_spectral_norm(self, value)
 
     @classmethod
     def from_config(cls, cfg, init: bool = True) -> "Generator":

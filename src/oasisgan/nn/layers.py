@@ -6,9 +6,85 @@ import torch.nn as nn
 from torch.nn.utils.spectral_norm import SpectralNorm
 
 
+class _SpectralNorm(SpectralNorm):
+    """torch's old-style SpectralNorm hook, with an exact fast variant.
+
+    When the module's `sn_fast` is set and the conv's output is smaller than its weight (the
+    wide low-resolution layers), the hook only runs the power iteration and computes sigma
+    exactly as `SpectralNorm.compute_weight` does, and the conv computes
+    `conv(x, weight_orig) / sigma + bias` instead of `conv(x, weight_orig / sigma) + bias`:
+    the same function up to float rounding, without a weight-sized division forward and
+    several weight-sized passes backward. Otherwise it is torch's hook, unchanged.
+    """
+
+    def sigma(self, module: nn.Module, do_power_iteration: bool) -> torch.Tensor:
+        weight = getattr(module, self.name + "_orig")
+        u = getattr(module, self.name + "_u")
+        v = getattr(module, self.name + "_v")
+        weight_mat = self.reshape_weight_to_matrix(weight)
+        if do_power_iteration:
+            with torch.no_grad():
+                for _ in range(self.n_power_iterations):
+                    v = nn.functional.normalize(torch.mv(weight_mat.t(), u), dim=0, eps=self.eps, out=v)
+                    u = nn.functional.normalize(torch.mv(weight_mat, v), dim=0, eps=self.eps, out=u)
+                if self.n_power_iterations > 0:
+                    u = u.clone(memory_format=torch.contiguous_format)
+                    v = v.clone(memory_format=torch.contiguous_format)
+        return torch.dot(u, torch.mv(weight_mat, v))
+
+    def __call__(self, module: nn.Module, inputs) -> None:
+        if getattr(module, "sn_fast", False) and module.sn_output_smaller(inputs[0]):
+            module._sn_sigma = self.sigma(module, do_power_iteration=module.training)
+        else:
+            module._sn_sigma = None
+            super().__call__(module, inputs)
+
+
+class SNConv2d(nn.Conv2d):
+    """An nn.Conv2d under `spectral_norm` (the class is swapped in; keys and hooks as torch's)."""
+
+    sn_fast = False
+
+    def sn_output_smaller(self, x: torch.Tensor) -> bool:
+        if x.dim() != 4 or self.stride != (1, 1) or self.groups != 1:
+            return False
+        out = x.shape[0] * self.out_channels * x.shape[2] * x.shape[3]
+        return out < self.weight_orig.numel()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sigma = self.__dict__.get("_sn_sigma")
+        if sigma is None:
+            return super().forward(x)
+        self._sn_sigma = None
+        out = self._conv_forward(x, self.weight_orig, None) / sigma
+        if self.bias is not None:
+            out = out + self.bias.view(1, -1, 1, 1)
+        return out
+
+
 def spectral_norm(module: nn.Module, enabled: bool = True) -> nn.Module:
-    """The official code's (old-style) spectral norm: same math, same `weight_orig/_u/_v` keys."""
-    return nn.utils.spectral_norm(module) if enabled else module
+    """The official code's (old-style) spectral norm: same math, same `weight_orig/_u/_v` keys.
+
+    Convolutions get the exact fast variant of `_SpectralNorm`, off until `set_fast_spectral_norm`.
+    """
+    if not enabled:
+        return module
+    nn.utils.spectral_norm(module)
+    if type(module) is nn.Conv2d:
+        for key, hook in list(module._forward_pre_hooks.items()):
+            if type(hook) is SpectralNorm:
+                fast = _SpectralNorm.__new__(_SpectralNorm)
+                fast.__dict__.update(hook.__dict__)
+                module._forward_pre_hooks[key] = fast
+        module.__class__ = SNConv2d
+    return module
+
+
+def set_fast_spectral_norm(net: nn.Module, enabled: bool) -> None:
+    """Turn the exact output-scaled spectral norm on or off for every SNConv2d in `net`."""
+    for m in net.modules():
+        if isinstance(m, SNConv2d):
+            m.sn_fast = bool(enabled)
 
 
 def param_free_norm(kind: str, channels: int) -> nn.Module:
