@@ -49,8 +49,10 @@ def _worker_init(_):
     import signal
 
     torch.set_num_threads(1)
-    # Ctrl-C reaches the whole process group: the main process saves and stops the workers.
+    # Ctrl-C (and a scheduler's SIGTERM) reach the whole process group: the main process saves
+    # a checkpoint and then stops the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def epoch_loader(dataset: Dataset, cfg, epoch: int, batch_size: int, rank: int = 0, world_size: int = 1,

@@ -491,7 +491,17 @@ class Trainer:
                     epoch, offset = divmod(step, self.bpe)
                     loader = epoch_loader(self.dataset, cfg, epoch, self.batch, ctx.rank, ctx.world_size,
                                           start_batch=offset, pin_memory=self.device.type == "cuda")
-                    for batch in loader:
+                    batches = iter(loader)
+                    while True:
+                        try:
+                            batch = next(batches)
+                        except StopIteration:
+                            break
+                        except RuntimeError:
+                            if not stop.requested:  # a worker died on its own: a real error
+                                raise
+                            stopping = True  # workers killed with us: save what we have
+                            break
                         losses = self.stepper.step(batch, self.device)
                         step += 1
                         names = list(losses)
