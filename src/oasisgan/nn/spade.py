@@ -241,17 +241,24 @@ class SPADE(nn.Module):
     def modulation(self, index: LabelIndex) -> Tuple[torch.Tensor, torch.Tensor]:
         """(1 + gamma, beta) from a LabelIndex at x's resolution, one fused conv."""
         conv = self.mlp_shared[0]
-        weight = torch.cat((self.mlp_gamma.weight, self.mlp_beta.weight), dim=0)
-        bias = torch.cat((self.mlp_gamma.bias + 1, self.mlp_beta.bias), dim=0)
-        nc = self.mlp_gamma.out_channels
-        sp = index.sparse(self.sparse_max_fraction) if index.kernel_size == self.mlp_gamma.kernel_size[0] \
-            else None
+        g, bt = self.mlp_gamma, self.mlp_beta
+        nc = g.out_channels
+        sp = index.sparse(self.sparse_max_fraction) if index.kernel_size == g.kernel_size[0] else None
         if sp is None:
             actv = torch.relu(label_conv(conv.weight, conv.bias, index))
             if index.memory_format is not torch.channels_last:
                 actv = actv.contiguous(memory_format=index.memory_format)
-            gb = F.conv2d(actv, weight, bias, padding=self.mlp_gamma.padding)
+            b, h, w = index.shape
+            if b * h * w * 2 * nc < 2 * g.weight.numel():
+                # small map, large weights: concatenating the weights would cost more than it saves
+                return (F.conv2d(actv, g.weight, g.bias + 1, padding=g.padding),
+                        F.conv2d(actv, bt.weight, bt.bias, padding=bt.padding))
+            weight = torch.cat((g.weight, bt.weight), dim=0)
+            bias = torch.cat((g.bias + 1, bt.bias), dim=0)
+            gb = F.conv2d(actv, weight, bias, padding=g.padding)
             return gb.split(nc, dim=1)
+        weight = torch.cat((g.weight, bt.weight), dim=0)
+        bias = torch.cat((g.bias + 1, bt.bias), dim=0)
         # Sparse: constant rows per (image, class) + patches @ weights at boundary pixels.
         b, h, w = index.shape
         k = index.kernel_size
