@@ -287,9 +287,10 @@ class Workload:
 
     def timed(self) -> float:
         self.sync()
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         self.run_once()
         self.sync()
+        self.last_cpu = time.process_time() - c  # CPU seconds of all threads: robust to load
         return time.perf_counter() - t
 
     def count_flops(self) -> float:
@@ -346,8 +347,11 @@ def worker_main(spec_json: str) -> None:
         if not cmd:
             continue
         if cmd[0] == "run":
-            times = [wl.timed() for _ in range(int(cmd[1]))]
-            print(json.dumps({"times": times}), file=out, flush=True)
+            times, cpu = [], []
+            for _ in range(int(cmd[1])):
+                times.append(wl.timed())
+                cpu.append(wl.last_cpu)
+            print(json.dumps({"times": times, "cpu": cpu}), file=out, flush=True)
         elif cmd[0] == "quit":
             print(json.dumps(peak_memory(wl.device)), file=out, flush=True)
             return
@@ -374,10 +378,10 @@ class Worker:
     def ok(self) -> bool:
         return bool(self.info.get("ready"))
 
-    def run(self, n: int = 1) -> List[float]:
+    def run(self, n: int = 1) -> Dict[str, List[float]]:
         self.proc.stdin.write(f"run {n}\n")
         self.proc.stdin.flush()
-        return self._read()["times"]
+        return self._read()
 
     def quit(self) -> Dict[str, Any]:
         if not self.ok:
@@ -393,6 +397,7 @@ class Worker:
 class Result:
     spec: Spec
     times: List[float] = field(default_factory=list)
+    cpu: List[float] = field(default_factory=list)
     info: Dict[str, Any] = field(default_factory=dict)
     memory: Dict[str, Any] = field(default_factory=dict)
 
@@ -409,6 +414,8 @@ class Result:
                  per_image_s=med / self.spec.batch, images_per_s=self.spec.batch / med,
                  flops=self.info.get("flops"), boundary_fraction=self.info.get("boundary"),
                  setup_s=self.info.get("setup_s"), **self.memory)
+        if self.cpu:
+            s["cpu_median_s"] = statistics.median(self.cpu)
         fl = self.info.get("flops")
         if fl and fl == fl:
             s["gflops"] = fl / 1e9
@@ -432,7 +439,9 @@ def compare(kind: str, res: int, batch: int, variants: List[str], repeats: int, 
     for r in range(repeats):
         for w, res_ in results:
             if w.ok:
-                res_.times += w.run(1)
+                got = w.run(1)
+                res_.times += got["times"]
+                res_.cpu += got.get("cpu", [])
         log("  round %d: %s" % (r + 1, "  ".join(f"{res_.spec.variant}={res_.times[-1]:.3f}s"
                                                   for w, res_ in results if w.ok)))
     for w, res_ in results:
@@ -548,10 +557,14 @@ def main(kind: str, argv=None) -> int:
                 continue
             if base is not None:
                 s["speedup_vs_plain"] = base["median_s"] / s["median_s"]
+                if "cpu_median_s" in base and "cpu_median_s" in s:
+                    s["cpu_time_speedup_vs_plain"] = base["cpu_median_s"] / s["cpu_median_s"]
                 if base.get("flops"):
                     s["official_gflop_per_s"] = base["flops"] / 1e9 / s["median_s"]
             if offrun is not None:
                 s["speedup_vs_official_run"] = offrun["median_s"] / s["median_s"]
+                if "cpu_median_s" in offrun and "cpu_median_s" in s:
+                    s["cpu_time_speedup_vs_official_run"] = offrun["cpu_median_s"] / s["cpu_median_s"]
             if off is not None:
                 per = s["per_image_s"] if kind == "infer" else s["median_s"]
                 s["speedup_vs_issue_figures"] = off[0] / per
@@ -578,9 +591,11 @@ def markdown_table(kind: str, rows: List[Dict[str, Any]], device: str) -> str:
     unit = "s/iteration" if kind == "train" else "s/image"
     cuda = device.startswith("cuda")
     head = ["config", "variant", f"median {unit}", "min-max", "images/s",
-            "peak CUDA GiB" if cuda else "peak RSS GiB", "GFLOP", "GFLOP/s", "vs plain"]
+            "peak CUDA GiB" if cuda else "peak RSS GiB", "GFLOP", "GFLOP/s", "vs plain (wall / CPU-time)" if not cuda else "vs plain"]
+    if not cuda:
+        head.append("CPU-s (all threads)")
     if any("speedup_vs_official_run" in s for s in rows):
-        head.append("vs official (same run)")
+        head.append("vs official (same run): wall / CPU-time")
     elif not cuda:
         head.append("vs issue's official figures")
     if kind == "infer":
@@ -598,9 +613,14 @@ def markdown_table(kind: str, rows: List[Dict[str, Any]], device: str) -> str:
                  f"{s['images_per_s']:.2f}" if not cuda else f"{s['images_per_s']:.1f}",
                  fmt_gib(mem), f"{s['gflops']:.0f}" if "gflops" in s else "-",
                  f"{s['gflop_per_s']:.0f}" if "gflop_per_s" in s else "-",
-                 f"{s['speedup_vs_plain']:.2f}x" if "speedup_vs_plain" in s else "-"]
+                 (f"{s['speedup_vs_plain']:.2f}x" + (f" / {s['cpu_time_speedup_vs_plain']:.2f}x"
+                                                      if "cpu_time_speedup_vs_plain" in s else ""))
+                 if "speedup_vs_plain" in s else "-"]
+        if not cuda:
+            cells.append(f"{s['cpu_median_s'] * scale:.2f}" if "cpu_median_s" in s else "-")
         if any("speedup_vs_official_run" in r for r in rows):
-            cells.append(f"{s['speedup_vs_official_run']:.2f}x" if "speedup_vs_official_run" in s else "-")
+            cells.append(f"{s['speedup_vs_official_run']:.2f}x / {s.get('cpu_time_speedup_vs_official_run', float('nan')):.2f}x"
+                         if "speedup_vs_official_run" in s else "-")
         elif not cuda:
             cells.append(f"{s['speedup_vs_issue_figures']:.2f}x" if "speedup_vs_issue_figures" in s else "-")
         if kind == "infer":
