@@ -99,3 +99,15 @@ def test_cli_overrides_land_in_config_yaml(tiny_root, tmp_path, capsys):
     # model-defining fields may not (a one-line error, exit code 2)
     rc = main(["train", "--out", str(out), "--resume", "--iters", "3", "--channels-g", "16", "--no-progress"])
     assert rc == 2 and "channels_G: 8 -> 16" in capsys.readouterr().err
+
+
+def test_speed_modes_on_cpu(tiny_root, tmp_path):
+    """bf16 autocast + channels_last train and save loadable float32 checkpoints; fp16 needs CUDA."""
+    res = train(tiny_cfg(tiny_root, iters=2, amp="bf16", channels_last=True), tiny_root, tmp_path / "bf16",
+                progress=False, tensorboard=False)
+    assert res.status == "finished" and all(v == v for v in res.last_losses.values())
+    ck = read_checkpoint(tmp_path / "bf16/checkpoints/latest.ckpt")
+    assert all(v.dtype in (torch.float32, torch.int64) for v in ck["generator"].values())
+    with pytest.raises(oasisgan.config.ConfigError, match="fp16"):
+        train(tiny_cfg(tiny_root, iters=2, amp="fp16"), tiny_root, tmp_path / "fp16", device="cpu",
+              progress=False)
