@@ -35,8 +35,7 @@ def register(sub) -> None:
         description="Train OASIS. The run directory gets config.yaml, checkpoints/latest.ckpt (resume "
                     "state), iter_<N>.ckpt, best.ckpt (with --eval-every), samples/, tb/ (TensorBoard) and "
                     "log.jsonl. Every config field can be set with --set FIELD=VALUE. Multi-GPU: "
-                    "torchrun --nproc_per_node=K -m oasisgan.cli train ...",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "torchrun --nproc_per_node=K -m oasisgan.cli train ...")
     add_preset_args(p)
     p.add_argument("--data-root", default=None, help="dataset folder (see `oasis data check`)")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory")
@@ -48,7 +47,8 @@ def register(sub) -> None:
                    help="evaluate the EMA generator every N iterations and keep best.ckpt "
                         "(default: the preset's freq_fid when the metric's weights are available; 0: off)")
     for flag, _, typ, hlp in FLAGS:
-        p.add_argument(flag, type=typ, default=None, help=hlp)
+        extra = {"choices": ["none", "bf16", "fp16"]} if flag == "--amp" else {}
+        p.add_argument(flag, type=typ, default=None, help=hlp, **extra)
     p.add_argument("--channels-last", action="store_true", default=None, help="NHWC memory layout (GPU speed-up)")
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile G and D")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
