@@ -291,3 +291,11 @@ def test_generator_fast_equals_plain_wide_low_res():
     z = torch.randn(b, 8)
     gout = torch.randn(b, 3, h, w)
     assert_close(run(gen, True, label, z, gout), run(gen, False, label, z, gout), 1e-5)
+
+
+def test_compiling_takes_plain_path(monkeypatch):
+    gen = small_generator().eval()
+    label = onehot(blob_labels(1, 16, 16))
+    assert gen.label_ids(label) is not None
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    assert gen.label_ids(label) is None

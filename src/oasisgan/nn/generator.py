@@ -70,7 +70,8 @@ class Generator(nn.Module):
     `fast_spade` (attribute, default True) computes the label convolutions from integer label
     ids (see nn/spade.py): same outputs and gradients up to float re-association. It is used
     only when the label is exactly one-hot (soft labels take the plain path) and never while
-    tracing or exporting (ONNX, torch.export), which take the plain, official path; set
+    tracing, exporting (ONNX, torch.export) or compiling (torch.compile), which take the plain,
+    official SPADE path; set
     `generator.fast_spade = False` to force the plain path.
     """
 
@@ -162,6 +163,10 @@ class Generator(nn.Module):
         if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export():
             return None
         if hasattr(torch.compiler, "is_exporting") and torch.compiler.is_exporting():
+            return None
+        if torch.compiler.is_compiling():
+            # torch 2.13 (CPU): the compiled embedding_bag backward gave wrong weight gradients
+            # in our check, so compiled generators take the plain path.
             return None
         if not label.is_floating_point() or label.requires_grad:
             return None
