@@ -33,7 +33,11 @@ class _SpectralNorm(SpectralNorm):
         return torch.dot(u, torch.mv(weight_mat, v))
 
     def __call__(self, module: nn.Module, inputs) -> None:
-        if getattr(module, "sn_fast", False) and module.sn_output_smaller(inputs[0]):
+        # Not under torch.compile: sigma handed from the hook to forward through a module
+        # attribute gave wrong gradients in compiled graphs (torch 2.13); compiled modules
+        # use torch's own computation.
+        if getattr(module, "sn_fast", False) and not torch.compiler.is_compiling() \
+                and module.sn_output_smaller(inputs[0]):
             module._sn_sigma = self.sigma(module, do_power_iteration=module.training)
         else:
             module._sn_sigma = None
