@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .common import Segmenter, imagenet_preprocess, shifted_label_map
+from .drn import DRNBottleneck as Bottleneck  # the same ResNet bottleneck (dilation 1)
 
 UPERNET_URL_ROOT = "http://sceneparsing.csail.mit.edu/model/pytorch/ade20k-resnet101-upernet/"
 UPERNET_ENCODER_FILENAME = "encoder_epoch_50.pth"
@@ -25,26 +26,6 @@ UPERNET_DECODER_FILENAME = "decoder_epoch_50.pth"
 def _conv_bn_relu(cin: int, cout: int, k: int = 3) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout),
                          nn.ReLU(inplace=True))
-
-
-class Bottleneck(nn.Module):
-    def __init__(self, cin: int, planes: int, stride: int = 1, downsample=None):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(planes * 4)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = downsample
-
-    def forward(self, x):
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        res = self.downsample(x) if self.downsample is not None else x
-        return self.relu(out + res)
 
 
 class ResNetEncoder(nn.Module):
