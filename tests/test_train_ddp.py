@@ -78,6 +78,7 @@ def _bn_worker(rank, world, port, dump):
     (out * w[rank * 2:(rank + 1) * 2]).sum().backward()
     torch.save({"out": out.detach(), "grad": part.grad, "mean": bn.running_mean, "var": bn.running_var},
                os.path.join(dump, f"bn{rank}.pt"))
+    dist.barrier()
     dist.destroy_process_group()
 
 

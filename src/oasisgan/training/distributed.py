@@ -80,6 +80,22 @@ def cleanup(ctx: DistContext) -> None:
         dist.destroy_process_group()
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """Differentiable sum over ranks: the gradient of a sum is the sum of the gradients."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        out = x.clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad
+
+
 class CPUSyncBatchNorm(nn.BatchNorm2d):
     """Synchronised BatchNorm for CPU processes (gloo): torch's SyncBatchNorm runs on GPUs only.
 
@@ -92,16 +108,14 @@ class CPUSyncBatchNorm(nn.BatchNorm2d):
         if not (self.training and dist.is_available() and dist.is_initialized()
                 and dist.get_world_size() > 1):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
         c = x.shape[1]
         xf = x.float()
         local = torch.cat([xf.sum(dim=(0, 2, 3)), xf.new_tensor([x.numel() // c])])
-        total = all_reduce(local)
+        total = _AllReduceSum.apply(local)
         n = total[c]
         mean = total[:c] / n
         centred = xf - mean.view(1, c, 1, 1)
-        var = all_reduce((centred * centred).sum(dim=(0, 2, 3))) / n
+        var = _AllReduceSum.apply((centred * centred).sum(dim=(0, 2, 3))) / n
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
