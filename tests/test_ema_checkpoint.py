@@ -34,6 +34,47 @@ def test_ema_averages_parameters_and_buffers_like_official():
     assert any("running_var" in k for k in before) and any("weight_u" in k for k in before)
 
 
+def test_fused_ema_is_the_official_formula_reassociated():
+    cfg = tiny_cfg()
+    g, a, b = Generator.from_config(cfg), Generator.from_config(cfg), Generator.from_config(cfg)
+    with torch.no_grad():
+        for t in g.state_dict().values():
+            t.add_(torch.randn_like(t.float()).to(t.dtype)) if t.is_floating_point() else t.add_(12345)
+    b.load_state_dict(a.state_dict())
+    for _ in range(3):
+        update_ema(a, g, 0.9999)
+        update_ema(b, g, 0.9999, fused=True)
+    sa, sb = a.state_dict(), b.state_dict()
+    for k in sa:
+        if sa[k].is_floating_point():
+            assert torch.allclose(sa[k], sb[k], rtol=1e-6, atol=1e-7), k
+        else:
+            assert torch.equal(sa[k], sb[k]), k
+
+
+def test_fused_adam_matches_the_default_adam():
+    from oasisgan.training.loop import make_adam
+
+    cfg = tiny_cfg()
+    nets = [Generator.from_config(cfg) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    start = [p.detach().clone() for p in nets[0].parameters()]
+    opts = [make_adam(nets[0].parameters(), 1e-3, cfg),
+            make_adam(nets[1].parameters(), 1e-3, tiny_cfg(fused_updates=False))]
+    assert opts[0].defaults["fused"] and not opts[1].defaults["fused"]
+    g = torch.Generator().manual_seed(0)
+    for _ in range(3):  # the same gradients, of very different magnitudes, into both
+        for ps in zip(nets[0].parameters(), nets[1].parameters()):
+            grad = torch.randn(ps[0].shape, generator=g) * 10.0 ** torch.randint(-9, 2, ps[0].shape, generator=g)
+            for p in ps:
+                p.grad = grad.clone()
+        for opt in opts:
+            opt.step()
+    for (k, p), q, p0 in zip(nets[0].named_parameters(), nets[1].parameters(), start):
+        assert not torch.equal(p, p0), k
+        assert torch.allclose(p, q, rtol=1e-6, atol=1e-9), k
+
+
 def test_recollect_bn_stats_runs_train_mode_over_51_batches():
     cfg = tiny_cfg()
     ema = Generator.from_config(cfg).eval()

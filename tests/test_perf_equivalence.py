@@ -299,3 +299,65 @@ def test_compiling_takes_plain_path(monkeypatch):
     assert gen.label_ids(label) is not None
     monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
     assert gen.label_ids(label) is None
+
+
+@pytest.mark.parametrize("layout", ["auto", "channels_last"])
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_discriminator_batched_calls_equal_separate_calls(layout, mode):
+    """The D step's three calls as one (spectral_norm_groups): outputs, gradients and the
+    power-iteration state equal three official calls in a row."""
+    from oasisgan.nn.layers import spectral_norm_groups
+
+    torch.manual_seed(0)
+    d = Discriminator(N_CLASSES, channels=8, num_blocks=3).train(mode == "train")
+    xs = [torch.randn(2, 3, 16, 24) for _ in range(3)]
+    gouts = [torch.randn(2, N_CLASSES + 1, 16, 24) for _ in range(3)]
+    plain = copy.deepcopy(d)
+    plain.fast = False
+    outs = [plain(x) for x in xs]
+    sum((o * g).sum() for o, g in zip(outs, gouts)).backward()
+    fast = copy.deepcopy(d)
+    fast.memory_format = layout
+    with spectral_norm_groups(fast, [2, 2, 2]):
+        outb = fast(torch.cat(xs)).split(2)
+    sum((o * g).sum() for o, g in zip(outb, gouts)).backward()
+    assert not any(hasattr(m, "_sn_groups") for m in fast.modules())
+    if layout == "channels_last":
+        assert outb[0].is_contiguous(memory_format=torch.channels_last)
+    grads = [{n: p.grad.clone() for n, p in net.named_parameters()} for net in (fast, plain)]
+    assert_close((torch.cat(outb).detach(), grads[0]), (torch.cat(outs).detach(), grads[1]), 1e-5)
+    sp, sf = plain.state_dict(), fast.state_dict()
+    for k in sp:  # three power iterations per conv, as three calls
+        assert torch.allclose(sf[k], sp[k], rtol=1e-5, atol=1e-7), k
+    if mode == "train":
+        assert not torch.equal(sp["body_down.0.conv1.0.weight_u"], d.state_dict()["body_down.0.conv1.0.weight_u"])
+
+
+def test_train_step_batched_d_equals_separate_calls():
+    """A whole training iteration with the batched D step equals the official three calls."""
+    from oasisgan.config import preset
+    from oasisgan.training.amp import Precision
+    from oasisgan.training.step import TrainStep
+
+    cfg = preset("ade20k", semantic_nc=N_CLASSES, channels_G=4, channels_D=4, crop_size=32,
+                 load_size=32, z_dim=8, num_res_blocks=3)
+    torch.manual_seed(0)
+    g0, d0 = Generator.from_config(cfg), Discriminator.from_config(cfg)
+    batch = {"image": torch.rand(2, 3, 32, 32) * 2 - 1, "label": blob_labels(2, 32, 32)}
+    results = []
+    for batched in (True, False):
+        g, d = copy.deepcopy(g0), copy.deepcopy(d0)
+        ema = copy.deepcopy(g).requires_grad_(False)
+        opt_g = torch.optim.Adam(g.parameters(), lr=1e-4, betas=(0.0, 0.999))
+        opt_d = torch.optim.Adam(d.parameters(), lr=4e-4, betas=(0.0, 0.999))
+        step = TrainStep(cfg, g, d, ema, opt_g, opt_d, Precision("none", torch.device("cpu")))
+        assert step.batched_d
+        step.batched_d = batched
+        torch.manual_seed(1)
+        losses = step.step(batch, torch.device("cpu"))
+        results.append((losses, d.state_dict(), opt_d.state_dict()["state"]))
+    (l1, s1, o1), (l0, s0, o0) = results
+    for k in l0:
+        assert torch.allclose(l1[k], l0[k], rtol=1e-5), k
+    for k in s0:
+        assert torch.allclose(s1[k], s0[k], rtol=1e-4, atol=1e-6), k

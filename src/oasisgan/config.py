@@ -73,6 +73,9 @@ class OASISConfig:
     channels_last: bool = False
     compile: bool = False
     fast_spade: bool = True  # exact reformulation of SPADE's label convolutions (see nn/spade.py)
+    # Adam(fused=True) and the EMA as one lerp pass: the official updates up to float rounding;
+    # false: the official per-tensor arithmetic, bit for bit.
+    fused_updates: bool = True
 
     # ------------------------------------------------------------------------------------------
     @property

@@ -100,12 +100,29 @@ class Discriminator(nn.Module):
         return cls(cfg.semantic_nc, cfg.channels_D, cfg.num_res_blocks, cfg.spectral_norm, init=init,
                    fast=getattr(cfg, "fast_spade", True))
 
+    # Activation layout with `fast` on, as the generator's: "auto" (channels_last for maps of at
+    # least `channels_last_min_pixels` pixels, batch included, where its kernels are faster;
+    # NCHW below), "channels_last" or "contiguous". Layout never changes the math.
+    memory_format: str = "auto"
+    channels_last_min_pixels: int = 4096
+
+    def _layout(self, x: torch.Tensor, scale: int = 1) -> torch.Tensor:
+        """x in the layout for convolutions at `scale` times its size."""
+        if not self.fast or self.memory_format == "contiguous" or torch.jit.is_tracing() \
+                or torch.compiler.is_compiling():
+            return x
+        if self.memory_format == "channels_last" or \
+                x.shape[0] * x.shape[2] * x.shape[3] * scale * scale >= self.channels_last_min_pixels:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x.contiguous()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = []
         for block in self.body_down:
-            x = block(x)
+            x = block(self._layout(x))
             skips.append(x)
-        x = self.body_up[0](x)
+        x = self.body_up[0](self._layout(x, 2))
         for i in range(1, len(self.body_down)):
-            x = self.body_up[i](torch.cat((skips[-i - 1], x), dim=1))
+            skip, x = self._layout(skips[-i - 1], 2), self._layout(x, 2)
+            x = self.body_up[i](torch.cat((skip, x), dim=1))
         return self.layer_up_last(x)

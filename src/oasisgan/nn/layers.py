@@ -1,6 +1,9 @@
 """Small building blocks shared by the generator and the discriminator."""
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator, Sequence
+
 import torch
 import torch.nn as nn
 from torch.nn.utils.spectral_norm import SpectralNorm
@@ -36,7 +39,13 @@ class _SpectralNorm(SpectralNorm):
         # Not under torch.compile: sigma handed from the hook to forward through a module
         # attribute gave wrong gradients in compiled graphs (torch 2.13); compiled modules
         # use torch's own computation.
-        if getattr(module, "sn_fast", False) and not torch.compiler.is_compiling() \
+        groups = module.__dict__.get("_sn_groups")
+        if groups is not None and not torch.compiler.is_compiling():
+            # One power iteration (and sigma) per group, in order, as consecutive calls would.
+            sig = [self.sigma(module, do_power_iteration=module.training) for _ in groups]
+            module._sn_sigma = torch.cat([s.reshape(1).expand(n) for s, n in zip(sig, groups)]
+                                         ).view(-1, 1, 1, 1)
+        elif getattr(module, "sn_fast", False) and not torch.compiler.is_compiling() \
                 and module.sn_output_smaller(inputs[0]):
             module._sn_sigma = self.sigma(module, do_power_iteration=module.training)
         else:
@@ -82,6 +91,22 @@ def spectral_norm(module: nn.Module, enabled: bool = True) -> nn.Module:
                 module._forward_pre_hooks[key] = fast
         module.__class__ = SNConv2d
     return module
+
+
+@contextlib.contextmanager
+def spectral_norm_groups(net: nn.Module, sizes: Sequence[int]) -> Iterator[None]:
+    """Make one forward over `torch.cat` of batches of these sizes compute what one call per
+    batch would: each spectral-normed conv runs one power iteration per batch, in order, and
+    scales each batch's output by its own sigma (`conv(x, W) / sigma_k + b`, exact up to float
+    rounding). Valid for networks without batch statistics (the OASIS discriminator)."""
+    convs = [m for m in net.modules() if isinstance(m, SNConv2d)]
+    for m in convs:
+        m._sn_groups = tuple(int(n) for n in sizes)
+    try:
+        yield
+    finally:
+        for m in convs:
+            m.__dict__.pop("_sn_groups", None)
 
 
 def set_fast_spectral_norm(net: nn.Module, enabled: bool) -> None:

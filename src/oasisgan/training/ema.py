@@ -8,16 +8,25 @@ import torch.nn as nn
 
 
 @torch.no_grad()
-def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+def update_ema(ema: nn.Module, model: nn.Module, decay: float, fused: bool = False) -> None:
     """ema = ema * decay + model * (1 - decay) for every entry of the state dict.
 
     Buffers are averaged too (BatchNorm running stats, spectral-norm u/v vectors), and the
     result is copied back into each tensor's own dtype, so integer buffers such as
     `num_batches_tracked` are truncated exactly as the official `copy_` does.
+
+    `fused`: the floating-point entries as one `torch._foreach_lerp_` (ema + (1 - decay) *
+    (model - ema)), the same formula re-associated: one pass over the weights instead of four.
     """
     ema_state, state = ema.state_dict(), model.state_dict()
+    floats = []
     for key, value in ema_state.items():
-        value.copy_(value * decay + state[key].to(value.device) * (1 - decay))
+        if fused and value.is_floating_point():
+            floats.append((value, state[key].to(value.device)))
+        else:
+            value.copy_(value * decay + state[key].to(value.device) * (1 - decay))
+    if floats:
+        torch._foreach_lerp_([a for a, _ in floats], [b for _, b in floats], 1 - decay)
 
 
 @torch.no_grad()

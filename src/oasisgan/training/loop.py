@@ -52,7 +52,7 @@ from .step import TrainStep
 # model, the data or the optimisation and must match the checkpoint.
 RESUMABLE_CHANGES = {"iters", "num_epochs", "num_workers", "freq_print", "freq_save_latest",
                      "freq_save_ckpt", "freq_fid", "eval_metrics", "log_every", "lr_g", "lr_d",
-                     "compile", "channels_last", "bn_stats_batches", "class_names", "palette"}
+                     "compile", "channels_last", "fused_updates", "bn_stats_batches", "class_names", "palette"}
 HIGHER_IS_BETTER = ("miou", "iou", "acc", "accuracy")
 BN_EPOCH_BASE = 1_000_000  # data "epochs" of the BN re-collection passes: never those of training
 GRID_SAMPLES = 8
@@ -82,6 +82,18 @@ def _metric_is_better(name: str, new: float, old: Optional[float]) -> bool:
     except ImportError:
         lower = not any(h in name.lower() for h in HIGHER_IS_BETTER)
     return new < old if lower else new > old
+
+
+def make_adam(params, lr: float, cfg: OASISConfig) -> torch.optim.Adam:
+    """The official Adam; fused (one kernel over all tensors) when `cfg.fused_updates` is set and
+    the device has the fused kernel. Same update up to float rounding; same state-dict format."""
+    params = list(params)
+    if cfg.fused_updates:
+        try:
+            return torch.optim.Adam(params, lr=lr, betas=(cfg.beta1, cfg.beta2), fused=True)
+        except RuntimeError:  # a device without the fused kernel: torch's default implementation
+            pass
+    return torch.optim.Adam(params, lr=lr, betas=(cfg.beta1, cfg.beta2))
 
 
 def write_config(cfg: OASISConfig, path: Path) -> None:
@@ -165,8 +177,8 @@ class Trainer:
             ema.eval()
         self.g, self.d, self.ema = g, d, ema
         self.g_train, self.d_train = D.wrap_ddp(g, ctx), D.wrap_ddp(d, ctx)
-        self.opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
-        self.opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
+        self.opt_g = make_adam(g.parameters(), cfg.lr_g, cfg)
+        self.opt_d = make_adam(d.parameters(), cfg.lr_d, cfg)
         self.precision = Precision(cfg.amp, self.device)
         vgg = None
         if cfg.add_vgg_loss:

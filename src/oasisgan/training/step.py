@@ -9,7 +9,10 @@
 3. EMA of the whole generator state (``update_ema``).
 
 D is called once in the G step and three times in the D step, in the official order, so its
-spectral-norm power iterations advance exactly as there. In the G step only G's gradients are
+spectral-norm power iterations advance exactly as there. With the exact fast path on
+(``fast_spade``, not under ``compile``) the D step's three calls are one call on the
+concatenated batch: D has no batch statistics, and `spectral_norm_groups` runs one power
+iteration per original call and scales each part by its own sigma -- the same function, batched. In the G step only G's gradients are
 computed (``backward(inputs=G params)``); the official code also accumulates D's, then discards
 them with ``netD.zero_grad()`` -- the same update, less work.
 """
@@ -22,6 +25,7 @@ import torch.nn as nn
 
 from ..labels import one_hot
 from ..losses import labelmix_inputs, labelmix_loss, labelmix_mask, n1_loss
+from ..nn.layers import spectral_norm_groups
 from .amp import Precision, to_memory_format
 from .ema import update_ema
 
@@ -44,6 +48,8 @@ class TrainStep:
         self.d = getattr(discriminator, "module", discriminator)
         self.opt_g, self.opt_d, self.precision, self.vgg = opt_g, opt_d, precision, vgg
         self.g_params = [p for p in self.g.parameters() if p.requires_grad]
+        # The D step's three D calls as one batched call (exact; see the module docstring).
+        self.batched_d = bool(getattr(self.d, "fast", False)) and not cfg.compile
 
     def inputs(self, batch: Dict[str, torch.Tensor], device: torch.device):
         cl = self.cfg.channels_last
@@ -68,16 +74,22 @@ class TrainStep:
         with self.precision.autocast():
             with torch.no_grad():
                 fake = self.g(onehot)
-            out_fake = self.discriminator(fake)
-            out_real = self.discriminator(image)
-        losses = {"D_fake": n1_loss(out_fake, label, False),
-                  "D_real": n1_loss(out_real, label, True, cfg.class_balancing, cfg.dontcare_label)}
-        if cfg.labelmix:
-            mask = labelmix_mask(label)
-            mixed = labelmix_inputs(mask, image, fake.to(image.dtype))
-            with self.precision.autocast():
-                out_mixed = self.discriminator(to_memory_format(mixed, cfg.channels_last))
-            losses["LabelMix"] = cfg.lambda_labelmix * labelmix_loss(mask, out_mixed, out_fake, out_real)
+        # D calls draw no random numbers: the LabelMix bits come from the same RNG state
+        # whether they are drawn before or between the D calls.
+        mask = labelmix_mask(label) if cfg.labelmix else None
+        inputs = [fake.to(image.dtype), image]
+        if mask is not None:
+            inputs.append(to_memory_format(labelmix_inputs(mask, image, inputs[0]), cfg.channels_last))
+        with self.precision.autocast():
+            if self.batched_d:
+                with spectral_norm_groups(self.d, [x.shape[0] for x in inputs]):
+                    outs = self.discriminator(torch.cat(inputs)).split(image.shape[0])
+            else:
+                outs = [self.discriminator(x) for x in inputs]
+        losses = {"D_fake": n1_loss(outs[0], label, False),
+                  "D_real": n1_loss(outs[1], label, True, cfg.class_balancing, cfg.dontcare_label)}
+        if mask is not None:
+            losses["LabelMix"] = cfg.lambda_labelmix * labelmix_loss(mask, outs[2], outs[0], outs[1])
         return losses
 
     def step(self, batch: Dict[str, torch.Tensor], device: torch.device) -> Dict[str, torch.Tensor]:
@@ -97,7 +109,7 @@ class TrainStep:
         self.precision.step(self.opt_d, "d")
         # --- EMA of the generator ---
         if self.ema is not None:
-            update_ema(self.ema, self.g, self.cfg.ema_decay)
+            update_ema(self.ema, self.g, self.cfg.ema_decay, self.cfg.fused_updates)
         out = {k: v.detach() for k, v in {**lg, **ld}.items()}
         out["D"] = loss_d.detach()
         return out
