@@ -20,6 +20,7 @@ import logging
 import sys
 import threading
 import traceback
+from functools import partialmethod
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any, Dict, Optional, Tuple
@@ -153,26 +154,13 @@ class PainterHandler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError, OSError):
             self.close_connection = True
 
-    def do_GET(self) -> None:  # noqa: N802
-        self._dispatch("GET")
-
-    def do_HEAD(self) -> None:  # noqa: N802
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._dispatch("POST")
-
-    def do_PUT(self) -> None:  # noqa: N802
-        self._dispatch("PUT")
-
-    def do_DELETE(self) -> None:  # noqa: N802
-        self._dispatch("DELETE")
-
-    def do_PATCH(self) -> None:  # noqa: N802
-        self._dispatch("PATCH")
-
-    def do_OPTIONS(self) -> None:  # noqa: N802
-        self._dispatch("OPTIONS")
+    # HEAD is GET without the body (see `_send`); unrouted methods get a JSON 405 from `_dispatch`
+    do_GET = do_HEAD = partialmethod(_dispatch, "GET")
+    do_POST = partialmethod(_dispatch, "POST")
+    do_PUT = partialmethod(_dispatch, "PUT")
+    do_DELETE = partialmethod(_dispatch, "DELETE")
+    do_PATCH = partialmethod(_dispatch, "PATCH")
+    do_OPTIONS = partialmethod(_dispatch, "OPTIONS")
 
     # --- routes ----------------------------------------------------------------------------------
     def _get_static(self, name: str) -> None:

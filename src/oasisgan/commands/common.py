@@ -16,6 +16,13 @@ def add_preset_args(p: argparse.ArgumentParser, required: bool = False) -> None:
                    help="override any config field, e.g. --set channels_G=32 (repeatable)")
 
 
+def add_command_group(sub, name: str, *, help: str, description: str, dest: str, metavar: str):
+    """A command made of actions: given no action it prints its help and exits 2."""
+    p = sub.add_parser(name, help=help, description=description)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+    return p.add_subparsers(dest=dest, metavar=metavar)
+
+
 def parse_set_overrides(items: List[str]) -> Dict[str, Any]:
     out: Dict[str, Any] = {}
     for item in items:
@@ -39,6 +46,13 @@ def config_overrides(args: argparse.Namespace, explicit: Optional[Dict[str, Any]
         if v is not None:
             out[k] = v
     return out
+
+
+def dataset_config(args: argparse.Namespace, root) -> OASISConfig:
+    """The preset fitted to the data at `root`, then --config/--set."""
+    from ..data import config_for_root
+
+    return config_for_root(args.preset, root, **config_overrides(args))
 
 
 def format_config(cfg: OASISConfig) -> str:

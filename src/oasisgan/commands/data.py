@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from .common import add_preset_args, config_overrides
+from .common import add_command_group, add_preset_args, dataset_config
 
 
 def register(sub) -> None:
-    p = sub.add_parser("data", help="check datasets, generate the toy dataset",
-                       description="Dataset tools: `check` scans a dataset for problems, `toy` writes the "
-                                   "embedded toy dataset, `outdoor-list` builds the ADE20K-outdoor file list.")
-    dsub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+    dsub = add_command_group(sub, "data", help="check datasets, generate the toy dataset",
+                             description="Dataset tools: `check` scans a dataset for problems, `toy` writes "
+                                         "the embedded toy dataset, `outdoor-list` builds the ADE20K-outdoor "
+                                         "file list.",
+                             dest="data_command", metavar="SUBCOMMAND")
 
     c = dsub.add_parser("check", help="scan a dataset: counts, sizes, classes, defects",
                         description="Scan a dataset in the preset's layout. Exits 1 when training would fail "
@@ -46,13 +46,12 @@ def register(sub) -> None:
     o.add_argument("--min-outdoor", type=float, default=0.01,
                    help="minimum fraction of pixels of outdoor classes (default 0.01)")
     o.set_defaults(func=run_outdoor)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from ..data import check_dataset, config_for_root
+    from ..data import check_dataset
 
-    cfg = config_for_root(args.preset, args.root, **config_overrides(args))
+    cfg = dataset_config(args, args.root)
     splits = ["train", "val"] if args.split == "all" else [args.split]
     report = check_dataset(cfg, args.root, quick=args.quick, splits=splits,
                            progress=not (args.json or args.no_progress) and sys.stderr.isatty())

@@ -5,14 +5,14 @@ import argparse
 import json
 from pathlib import Path
 
-from .common import add_preset_args, config_overrides
+from .common import add_command_group, add_preset_args, dataset_config
 
 
 def register(sub) -> None:
-    p = sub.add_parser("segmenter", help="train / score the segmenter used for mIoU and FSD",
-                       description="The reference U-Net segmenter gives mIoU and the Fréchet Segmenter "
-                                   "Distance on data without a published segmenter (toy, custom data).")
-    ssub = p.add_subparsers(dest="segmenter_command", metavar="ACTION")
+    ssub = add_command_group(sub, "segmenter", help="train / score the segmenter used for mIoU and FSD",
+                             description="The reference U-Net segmenter gives mIoU and the Fréchet Segmenter "
+                                         "Distance on data without a published segmenter (toy, custom data).",
+                             dest="segmenter_command", metavar="ACTION")
 
     t = ssub.add_parser("train", help="train the reference U-Net on the real images of a dataset",
                         description="Trains on the train split (the dataset's crop/flip augmentation), reports "
@@ -53,20 +53,13 @@ def register(sub) -> None:
     s.add_argument("--no-progress", action="store_true")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=run_score)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
-
-
-def _config(args):
-    from ..data import config_for_root
-
-    return config_for_root(args.preset, args.data_root, **config_overrides(args))
 
 
 def run_train(args: argparse.Namespace) -> int:
     from ..metrics import REFERENCE_SEGMENTER_FILENAME
     from ..metrics.segmenters.train import train_reference_segmenter
 
-    cfg = _config(args)
+    cfg = dataset_config(args, args.data_root)
     out = Path(args.out) if args.out else Path(args.data_root) / REFERENCE_SEGMENTER_FILENAME
     res = train_reference_segmenter(cfg, args.data_root, out, iters=args.iters, batch_size=args.batch_size,
                                     lr=args.lr, width=args.width, depth=args.depth, device=args.device,
@@ -91,7 +84,7 @@ def run_score(args: argparse.Namespace) -> int:
     from ..metrics.segmenters import load_segmenter
     from ..metrics.segmenters.train import score_segmenter
 
-    cfg = _config(args)
+    cfg = dataset_config(args, args.data_root)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     seg = load_segmenter(args.segmenter, cfg, weights=args.segmenter_weights, class_map=args.class_map,
                          input_range=args.segmenter_input, device=device)

@@ -139,6 +139,19 @@ def evaluate(generator, cfg, data_root=None, metrics: Union[str, Sequence[str]] 
     return evaluate_report(generator, cfg, data_root, metrics, **options).metrics
 
 
+def _frechet(kind: str, real, feats: Dict[str, list], path: Optional[Path], split: str, nonfinite: int) -> float:
+    """FID and FSD alike: real statistics from the cache, else from this pass (then cached)."""
+    from .fid import FeatureStats
+
+    if real is None:
+        real = FeatureStats.from_features(torch.cat(feats[f"{kind}_real"]))
+        if path is not None:
+            real.save(path, {"kind": kind, "split": split})
+    if nonfinite:
+        return float("nan")
+    return real.distance(FeatureStats.from_features(torch.cat(feats[f"{kind}_fake"])))
+
+
 @torch.no_grad()
 def evaluate_report(generator, cfg, data_root=None, metrics: Union[str, Sequence[str]] = ("fid",), *,
                     dataset=None, split: str = "val", batch_size: int = 16, device=None,
@@ -271,17 +284,18 @@ def evaluate_report(generator, cfg, data_root=None, metrics: Union[str, Sequence
         # ---- pass 1: one fake per label map (FID, FSD, mIoU) ---------------------------------
         if inc is not None or seg is not None or fsd_seg is not None:
             rng = torch.Generator().manual_seed(seed)
-            real_fid = real_fsd = None
-            fid_path = fsd_path = None
-            if inc is not None and cacheable:
-                fid_path = _stats_path("fid", cfg, data_root, split, inc_sha, f"{loader.n}of{n_items}", cache_dir)
-                if fid_path.is_file():
-                    real_fid = FeatureStats.load(fid_path)
-            if fsd_seg is not None and cacheable:
-                fsd_path = _stats_path("fsd", cfg, data_root, split, fsd_seg.weights_sha256 or "?",
-                                       f"{loader.n}of{n_items}", cache_dir)
-                if fsd_path.is_file():
-                    real_fsd = FeatureStats.load(fsd_path)
+
+            def cached(kind, sha):  # (cache file, its real statistics when already there)
+                if not cacheable:
+                    return None, None
+                path = _stats_path(kind, cfg, data_root, split, sha, f"{loader.n}of{n_items}", cache_dir)
+                return path, (FeatureStats.load(path) if path.is_file() else None)
+
+            fid_path = real_fid = fsd_path = real_fsd = None
+            if inc is not None:
+                fid_path, real_fid = cached("fid", inc_sha)
+            if fsd_seg is not None:
+                fsd_path, real_fsd = cached("fsd", fsd_seg.weights_sha256 or "?")
             feats = {"fid_real": [], "fid_fake": [], "fsd_real": [], "fsd_fake": []}
             score = None
             if seg is not None:
@@ -312,24 +326,14 @@ def evaluate_report(generator, cfg, data_root=None, metrics: Union[str, Sequence
             if nonfinite:
                 report.info["warning"] = f"the generator produced inf/NaN in {nonfinite} batch(es)"
             if inc is not None:
-                if real_fid is None:
-                    real_fid = FeatureStats.from_features(torch.cat(feats["fid_real"]))
-                    if fid_path is not None:
-                        real_fid.save(fid_path, {"kind": "fid", "split": split})
-                report.metrics["fid"] = (float("nan") if nonfinite else
-                                         real_fid.distance(FeatureStats.from_features(torch.cat(feats["fid_fake"]))))
+                report.metrics["fid"] = _frechet("fid", real_fid, feats, fid_path, split, nonfinite)
                 report.info["fid_real_stats"] = str(fid_path) if fid_path else None
             if seg is not None:
                 report.metrics["miou"] = score.miou
                 report.metrics["accuracy"] = score.accuracy
                 report.info["per_class_iou"] = score.per_class()
             if fsd_seg is not None:
-                if real_fsd is None:
-                    real_fsd = FeatureStats.from_features(torch.cat(feats["fsd_real"]))
-                    if fsd_path is not None:
-                        real_fsd.save(fsd_path, {"kind": "fsd", "split": split})
-                report.metrics["fsd"] = (float("nan") if nonfinite else
-                                         real_fsd.distance(FeatureStats.from_features(torch.cat(feats["fsd_fake"]))))
+                report.metrics["fsd"] = _frechet("fsd", real_fsd, feats, fsd_path, split, nonfinite)
         # ---- pass 2: diversity -----------------------------------------------------------------
         want_ms = "msssim" in wanted
         if lp is not None or want_ms:
