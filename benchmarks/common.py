@@ -113,22 +113,7 @@ VARIANTS = {
     "fast_bf16_cl_compile": (True, "bf16", True, True),
     "plain_compile": (False, "none", False, True),
     "official": None,  # the official code itself (needs OASIS_OFFICIAL_REPO), CPU fp32
-    # proposals measured here, not (yet) in oasisgan.training: fused Adam + EMA as one lerp
-    "fast_fusedopt": (True, "none", False, False),
-    "fast_bf16_fusedopt": (True, "bf16", False, False),
 }
-
-
-@torch.no_grad()
-def update_ema_lerp(ema, model, decay: float) -> None:
-    """EMA as torch._foreach_lerp_ (ema + (1-decay) * (model - ema)): the official formula up to
-    float re-association, one pass instead of four; integer buffers as the official copy_."""
-    es, ms = list(ema.state_dict().values()), list(model.state_dict().values())
-    fl = [(a, b) for a, b in zip(es, ms) if a.is_floating_point()]
-    torch._foreach_lerp_([a for a, _ in fl], [b.to(a.device) for a, b in fl], 1 - decay)
-    for a, b in zip(es, ms):
-        if not a.is_floating_point():
-            a.copy_(a * decay + b * (1 - decay))
 
 
 def official_repo() -> Optional[Path]:
@@ -218,8 +203,9 @@ class Workload:
         fast, amp, cl, comp = VARIANTS[spec.variant]
         self.device = dev = torch.device(spec.device)
         self.amp, self.cl = amp, cl
+        # plain: the official arithmetic throughout (per-tensor Adam and EMA as well)
         cfg = make_config(spec.res, spec.batch, fast_spade=fast, amp=amp, channels_last=cl,
-                          compile=comp)
+                          compile=comp, fused_updates=fast)
         self.cfg = cfg
         ids = realistic_labels(spec.batch, spec.res, spec.res, cfg.semantic_nc, seed=spec.seed)
         self.boundary = boundary_fraction(ids)
@@ -234,13 +220,9 @@ class Workload:
             prepare_module(g, cl, comp)
             prepare_module(d, cl, comp)
             prepare_module(ema, cl, False)
-            fused = {"fused": True} if spec.variant.endswith("_fusedopt") else {}
-            opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2), **fused)
-            opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2), **fused)
-            if fused:
-                import oasisgan.training.step as step_module
+            from oasisgan.training.loop import make_adam
 
-                step_module.update_ema = update_ema_lerp  # this worker process only
+            opt_g, opt_d = make_adam(g.parameters(), cfg.lr_g, cfg), make_adam(d.parameters(), cfg.lr_d, cfg)
             self.stepper = TrainStep(cfg, g, d, ema, opt_g, opt_d, Precision(amp, dev))
             gimg = torch.Generator().manual_seed(spec.seed + 1)
             self.batch = {"image": torch.rand(spec.batch, 3, spec.res, spec.res, generator=gimg) * 2 - 1,
