@@ -207,6 +207,10 @@ class Workload:
         cfg = make_config(spec.res, spec.batch, fast_spade=fast, amp=amp, channels_last=cl,
                           compile=comp, fused_updates=fast)
         self.cfg = cfg
+        if cfg.tune_malloc and dev.type == "cpu":  # as oasisgan's Trainer and CLI do
+            from oasisgan.allocator import tune_cpu_allocator
+
+            tune_cpu_allocator()
         ids = realistic_labels(spec.batch, spec.res, spec.res, cfg.semantic_nc, seed=spec.seed)
         self.boundary = boundary_fraction(ids)
         self.label = ids.to(dev)

@@ -340,7 +340,7 @@ def test_train_step_batched_d_equals_separate_calls():
     from oasisgan.training.step import TrainStep
 
     cfg = preset("ade20k", semantic_nc=N_CLASSES, channels_G=4, channels_D=4, crop_size=32,
-                 load_size=32, z_dim=8, num_res_blocks=3)
+                 load_size=32, z_dim=8, num_res_blocks=3, batch_d_calls=True)
     torch.manual_seed(0)
     g0, d0 = Generator.from_config(cfg), Discriminator.from_config(cfg)
     batch = {"image": torch.rand(2, 3, 32, 32) * 2 - 1, "label": blob_labels(2, 32, 32)}
@@ -361,3 +361,17 @@ def test_train_step_batched_d_equals_separate_calls():
         assert torch.allclose(l1[k], l0[k], rtol=1e-5), k
     for k in s0:
         assert torch.allclose(s1[k], s0[k], rtol=1e-4, atol=1e-6), k
+
+
+def test_cpu_allocator_tuning_applies_once_on_glibc():
+    import platform
+    import subprocess
+    import sys
+
+    code = ("from oasisgan.allocator import tune_cpu_allocator as t; a = t(); b = t(); "
+            "print(a, b)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    a, b = out.stdout.split()
+    assert a == b
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert a == "True"

@@ -42,9 +42,9 @@ class _SpectralNorm(SpectralNorm):
         groups = module.__dict__.get("_sn_groups")
         if groups is not None and not torch.compiler.is_compiling():
             # One power iteration (and sigma) per group, in order, as consecutive calls would.
-            sig = [self.sigma(module, do_power_iteration=module.training) for _ in groups]
-            module._sn_sigma = torch.cat([s.reshape(1).expand(n) for s, n in zip(sig, groups)]
-                                         ).view(-1, 1, 1, 1)
+            module._sn_sigma = None
+            module._sn_group_sigmas = [self.sigma(module, do_power_iteration=module.training)
+                                       for _ in groups]
         elif getattr(module, "sn_fast", False) and not torch.compiler.is_compiling() \
                 and module.sn_output_smaller(inputs[0]):
             module._sn_sigma = self.sigma(module, do_power_iteration=module.training)
@@ -65,6 +65,9 @@ class SNConv2d(nn.Conv2d):
         return out < self.weight_orig.numel()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sigmas = self.__dict__.pop("_sn_group_sigmas", None)
+        if sigmas is not None:
+            return self._forward_groups(x, sigmas)
         sigma = self.__dict__.get("_sn_sigma")
         if sigma is None:
             return super().forward(x)
@@ -73,6 +76,18 @@ class SNConv2d(nn.Conv2d):
         if self.bias is not None:
             out = out + self.bias.view(1, -1, 1, 1)
         return out
+
+    def _forward_groups(self, x: torch.Tensor, sigmas) -> torch.Tensor:
+        """`spectral_norm_groups`: part k of the batch with its own sigma_k. Small outputs: one
+        conv, each part's output divided by its sigma; large ones: one conv per part with
+        weight / sigma_k, as torch's spectral norm (dividing a large output costs more)."""
+        sizes = self._sn_groups
+        if self.sn_output_smaller(x):
+            scale = torch.cat([s.reshape(1).expand(n) for s, n in zip(sigmas, sizes)])
+            out = self._conv_forward(x, self.weight_orig, None) / scale.view(-1, 1, 1, 1)
+            return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
+        return torch.cat([self._conv_forward(part, self.weight_orig / s, self.bias)
+                          for part, s in zip(x.split(list(sizes)), sigmas)])
 
 
 def spectral_norm(module: nn.Module, enabled: bool = True) -> nn.Module:

@@ -37,6 +37,7 @@ from ..checkpoint import CheckpointError, atomic_save, make_checkpoint, read_che
 from ..config import ConfigError, OASISConfig
 from ..errors import DataError, OASISError
 from ..labels import one_hot
+from ..allocator import tune_cpu_allocator
 from ..nn import Discriminator, Generator
 from . import distributed as D
 from .amp import Precision, prepare_module, to_memory_format
@@ -52,7 +53,7 @@ from .step import TrainStep
 # model, the data or the optimisation and must match the checkpoint.
 RESUMABLE_CHANGES = {"iters", "num_epochs", "num_workers", "freq_print", "freq_save_latest",
                      "freq_save_ckpt", "freq_fid", "eval_metrics", "log_every", "lr_g", "lr_d",
-                     "compile", "channels_last", "fused_updates", "bn_stats_batches", "class_names", "palette"}
+                     "compile", "channels_last", "fused_updates", "batch_d_calls", "tune_malloc", "bn_stats_batches", "class_names", "palette"}
 HIGHER_IS_BETTER = ("miou", "iou", "acc", "accuracy")
 BN_EPOCH_BASE = 1_000_000  # data "epochs" of the BN re-collection passes: never those of training
 GRID_SAMPLES = 8
@@ -129,6 +130,8 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
         self.device = ctx.device
+        if cfg.tune_malloc and self.device.type == "cpu":
+            tune_cpu_allocator()
         latest = self.ckpt_dir / "latest.ckpt"
         resume_ckpt = None
         if resume and latest.is_file():
