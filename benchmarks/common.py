@@ -113,6 +113,9 @@ VARIANTS = {
     "fast_bf16_cl_compile": (True, "bf16", True, True),
     "plain_compile": (False, "none", False, True),
     "official": None,  # the official code itself (needs OASIS_OFFICIAL_REPO), CPU fp32
+    # training only: + the D step's three D calls batched (config batch_d_calls, exact)
+    "fast_batchd": (True, "none", False, False),
+    "fast_bf16_cl_batchd": (True, "bf16", True, False),
 }
 
 
@@ -205,7 +208,8 @@ class Workload:
         self.amp, self.cl = amp, cl
         # plain: the official arithmetic throughout (per-tensor Adam and EMA as well)
         cfg = make_config(spec.res, spec.batch, fast_spade=fast, amp=amp, channels_last=cl,
-                          compile=comp, fused_updates=fast)
+                          compile=comp, fused_updates=fast,
+                          batch_d_calls=spec.variant.endswith("_batchd"))
         self.cfg = cfg
         if cfg.tune_malloc and dev.type == "cpu":  # as oasisgan's Trainer and CLI do
             from oasisgan.allocator import tune_cpu_allocator

@@ -109,8 +109,8 @@ class Discriminator(nn.Module):
     def _layout(self, x: torch.Tensor, scale: int = 1) -> torch.Tensor:
         """x in the layout for convolutions at `scale` times its size."""
         if not self.fast or self.memory_format == "contiguous" or torch.jit.is_tracing() \
-                or torch.compiler.is_compiling():
-            return x
+                or torch.compiler.is_compiling() or x.device.type != "cpu":
+            return x  # (GPUs: the layout of the inputs, as `channels_last` in the config sets it)
         if self.memory_format == "channels_last" or \
                 x.shape[0] * x.shape[2] * x.shape[3] * scale * scale >= self.channels_last_min_pixels:
             return x.contiguous(memory_format=torch.channels_last)

@@ -156,9 +156,17 @@ class Generator(nn.Module):
         if label.shape[2] % m or label.shape[3] % m:
             raise ValueError(f"label size {label.shape[2]}x{label.shape[3]} is not a multiple of {m}")
 
+    # The fast path saves FLOPs, which is what limits a CPU; on a GPU its many small gathers
+    # and host synchronisations cost more than cuDNN's dense convolutions (measured on an H100:
+    # inference 0.42x, training 0.90x of the plain path), so GPUs take the plain path unless
+    # this is set.
+    fast_spade_on_accelerators: bool = False
+
     def label_ids(self, label: torch.Tensor) -> Optional[torch.Tensor]:
         """Integer ids (B, H, W) when the fast path applies to this label, else None."""
         if not self.fast_spade or self.spade_ks % 2 == 0:
+            return None
+        if label.device.type != "cpu" and not self.fast_spade_on_accelerators:
             return None
         if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export():
             return None

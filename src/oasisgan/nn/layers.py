@@ -46,7 +46,7 @@ class _SpectralNorm(SpectralNorm):
             module._sn_group_sigmas = [self.sigma(module, do_power_iteration=module.training)
                                        for _ in groups]
         elif getattr(module, "sn_fast", False) and not torch.compiler.is_compiling() \
-                and module.sn_output_smaller(inputs[0]):
+                and inputs[0].device.type == "cpu" and module.sn_output_smaller(inputs[0]):
             module._sn_sigma = self.sigma(module, do_power_iteration=module.training)
         else:
             module._sn_sigma = None
