@@ -211,10 +211,10 @@ class Workload:
                           compile=comp, fused_updates=fast,
                           batch_d_calls=spec.variant.endswith("_batchd"))
         self.cfg = cfg
-        if cfg.tune_malloc and dev.type == "cpu":  # as oasisgan's Trainer and CLI do
+        if dev.type == "cpu":  # as oasisgan's Trainer and CLI do
             from oasisgan.allocator import tune_cpu_allocator
 
-            tune_cpu_allocator()
+            tune_cpu_allocator(os.environ.get("OASIS_BENCH_MALLOC", cfg.tune_malloc))
         ids = realistic_labels(spec.batch, spec.res, spec.res, cfg.semantic_nc, seed=spec.seed)
         self.boundary = boundary_fraction(ids)
         self.label = ids.to(dev)

@@ -368,13 +368,20 @@ def test_cpu_allocator_tuning_applies_once_on_glibc():
     import subprocess
     import sys
 
-    code = ("from oasisgan.allocator import tune_cpu_allocator as t; a = t(); b = t(); "
+    code = ("from oasisgan.allocator import tune_cpu_allocator as t; a = t('heap'); b = t(); "
             "print(a, b)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     a, b = out.stdout.split()
     assert a == b
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
         assert a == "True"
+    from oasisgan.allocator import tune_cpu_allocator
+    from oasisgan.config import ConfigError, preset
+
+    with pytest.raises(ValueError, match="allocator mode"):
+        tune_cpu_allocator("fast")
+    with pytest.raises(ConfigError, match="tune_malloc"):
+        preset("ade20k", tune_malloc="yes").validate()
 
 
 def test_accelerators_take_the_plain_path_by_default():

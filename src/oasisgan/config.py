@@ -80,9 +80,10 @@ class OASISConfig:
     # spectral-norm power iteration and sigma as in three calls: the same function, batched.
     # Faster where D's maps are small (64x64 on a 2-core CPU, GPUs); slower at 128x128 there.
     batch_d_calls: bool = False
-    # CPU (Linux/glibc): keep freed memory for reuse instead of new page faults every
-    # iteration (oasisgan/allocator.py). No effect on results.
-    tune_malloc: bool = True
+    # CPU (Linux/glibc) malloc: "reuse" keeps freed memory for reuse instead of new page faults
+    # every iteration; "heap" also for blocks over 32 MiB (faster at large batches, more
+    # resident memory); "off". No effect on results (oasisgan/allocator.py).
+    tune_malloc: str = "reuse"
 
     # ------------------------------------------------------------------------------------------
     @property
@@ -116,6 +117,8 @@ class OASISConfig:
         if self.crop_size % m or self.height % m:
             bad("crop_size", f"the image size {self.height}x{self.width} must be a multiple of {m} "
                 f"(2**(num_res_blocks-1)) in both directions")
+        if self.tune_malloc not in ("off", "reuse", "heap"):
+            bad("tune_malloc", "must be off, reuse or heap")
         if self.load_size < self.crop_size:
             bad("load_size", f"must be >= crop_size ({self.crop_size})")
         if self.param_free_norm not in ("batch", "syncbatch", "instance"):

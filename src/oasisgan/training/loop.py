@@ -130,8 +130,8 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
         self.device = ctx.device
-        if cfg.tune_malloc and self.device.type == "cpu":
-            tune_cpu_allocator()
+        if self.device.type == "cpu":
+            tune_cpu_allocator(cfg.tune_malloc)
         latest = self.ckpt_dir / "latest.ckpt"
         resume_ckpt = None
         if resume and latest.is_file():
