@@ -4,7 +4,8 @@ order and noise) in fp32 and in each autocast mode, compared by what they learn.
     python benchmarks/amp_stability.py                     # fp32 vs bf16, 300 iterations, CPU
     python benchmarks/amp_stability.py --modes none,bf16,fp16 --device cuda --iters 2000
 
-Reports per mode: seconds per iteration, non-finite losses, the mean losses over the last
+Reports per mode: seconds per iteration, non-finite loss records (10-iteration means from the
+run's log.jsonl), the mean losses over the last
 quarter of the run, the per-class colour error of the EMA generator on the validation label
 maps (distance between the mean colour of generated and real pixels per class; lower is
 better, an all-grey image scores ~0.49), and the mean absolute difference of its images from
@@ -55,7 +56,10 @@ def run_mode(mode: str, root: Path, work: Path, args) -> dict:
     res = train(cfg, root, work / mode, device=args.device, progress=False, tensorboard=False)
     seconds = time.perf_counter() - t
     records = [json.loads(line) for line in (work / mode / "log.jsonl").read_text().splitlines()]
-    records = [r for r in records if "G" in r]
+    records = [{k[5:]: v for k, v in r.items() if k.startswith("loss/")} for r in records]
+    records = [r for r in records if "G" in r]  # the training scalars (10-iteration means)
+    if not records:
+        raise RuntimeError(f"{work / mode / 'log.jsonl'} holds no loss records")
     tail = records[-max(1, len(records) // 4):]
     keys = [k for k in ("G", "D_fake", "D_real", "LabelMix") if k in tail[0]]
     nonfinite = sum(1 for r in records for k in keys if not math.isfinite(r[k]))
