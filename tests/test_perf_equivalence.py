@@ -396,3 +396,33 @@ def test_accelerators_take_the_plain_path_by_default():
     x = torch.zeros(1, 3, 16, 16, device="meta")
     assert d._layout(x) is x
     assert d._layout(torch.zeros(1, 3, 16, 16)).is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
+def test_discriminator_folded_upsampling_equals_plain(dtype, tol):
+    """Up blocks on channels_last maps fold the nearest 2x upsampling into conv1 (2x2 phase
+    kernels) and run the 1x1 shortcut before upsampling: the same function and gradients."""
+    from oasisgan.nn.layers import nearest2x_conv3x3
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 6, 7, dtype=dtype)
+    w, b = torch.randn(4, 5, 3, 3, dtype=dtype), torch.randn(4, dtype=dtype)
+    ref = F.conv2d(F.interpolate(x, scale_factor=2, mode="nearest"), w, b, padding=1)
+    assert rel(nearest2x_conv3x3(x, w, b), ref) < tol
+
+    d = Discriminator(N_CLASSES, channels=8, num_blocks=3).to(dtype).train()
+    d.channels_last_min_pixels = 1  # every map in the channels_last regime, where folding applies
+    x = torch.randn(2, 3, 16, 24, dtype=dtype)
+    gout = torch.randn(2, N_CLASSES + 1, 16, 24, dtype=dtype)
+    res = []
+    for fold in (True, False):
+        dd = copy.deepcopy(d)
+        calls = []
+        for blk in dd.body_up:
+            blk.fuse_upsampling = fold
+            blk.register_forward_hook(lambda m, i, o, calls=calls: calls.append(m.upsample_fused(i[0])))
+        out = dd(x)
+        (out * gout).sum().backward()
+        assert any(calls) == fold
+        res.append((out.detach(), {n: p.grad.clone() for n, p in dd.named_parameters()}))
+    assert_close(res[0], res[1], tol)

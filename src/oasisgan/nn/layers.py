@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Sequence
+from typing import Iterator, Optional, Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.nn.utils.spectral_norm import SpectralNorm
 
 
@@ -53,6 +54,29 @@ class _SpectralNorm(SpectralNorm):
             super().__call__(module, inputs)
 
 
+def nearest2x_conv3x3(x: torch.Tensor, weight: torch.Tensor,
+                      bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """conv2d(nearest 2x upsampling of x, weight, bias, padding=1), computed on x itself.
+
+    Output pixel (2i+a, 2j+b) sees x's rows i-1..i (a = 0) or i..i+1 (a = 1) through kernel rows
+    summed where two of them land on the same input row (likewise for columns): one 2x2 conv
+    with the four phases' kernels stacked (4*O outputs) over x padded by 1, then interleaved.
+    16 instead of 36 multiply-adds per input pixel and output channel; the same sums
+    re-associated. The result is channels_last (a copy of the output either way)."""
+    b, _, h, w = x.shape
+    o = weight.shape[0]
+    rows = (torch.stack((weight[:, :, 0], weight[:, :, 1] + weight[:, :, 2]), 2),
+            torch.stack((weight[:, :, 0] + weight[:, :, 1], weight[:, :, 2]), 2))
+    kernels = [torch.stack((r[..., 0], r[..., 1] + r[..., 2]), -1) if c == 0 else
+               torch.stack((r[..., 0] + r[..., 1], r[..., 2]), -1) for r in rows for c in (0, 1)]
+    y = F.conv2d(F.pad(x, (1, 1, 1, 1)), torch.cat(kernels, 0))         # (B, 4O, h+1, w+1)
+    y = y.permute(0, 2, 3, 1)                                            # (B, h+1, w+1, 4O)
+    ph = [y[:, a:a + h, c:c + w, (2 * a + c) * o:(2 * a + c + 1) * o] for a in (0, 1) for c in (0, 1)]
+    out = torch.stack((torch.stack(ph[:2], 3), torch.stack(ph[2:], 3)), 2)  # (B, h, 2, w, 2, O)
+    out = out.reshape(b, 2 * h, 2 * w, o).permute(0, 3, 1, 2)
+    return out if bias is None else out + bias.view(1, -1, 1, 1)
+
+
 class SNConv2d(nn.Conv2d):
     """An nn.Conv2d under `spectral_norm` (the class is swapped in; keys and hooks as torch's)."""
 
@@ -62,7 +86,23 @@ class SNConv2d(nn.Conv2d):
         if x.dim() != 4 or self.stride != (1, 1) or self.groups != 1:
             return False
         out = x.shape[0] * self.out_channels * x.shape[2] * x.shape[3]
+        if self.__dict__.get("_upsample_input"):
+            out *= 4
         return out < self.weight_orig.numel()
+
+    def upsampled(self, x: torch.Tensor) -> torch.Tensor:
+        """self(nearest 2x upsampling of x) via `nearest2x_conv3x3` (3x3, stride 1, padding 1),
+        with the spectral-norm hook run as for an ordinary call."""
+        self._upsample_input = True
+        try:
+            return self(x)
+        finally:
+            self.__dict__.pop("_upsample_input", None)
+
+    def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]):
+        if self.__dict__.get("_upsample_input"):
+            return nearest2x_conv3x3(x, weight, bias)
+        return super()._conv_forward(x, weight, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         sigmas = self.__dict__.pop("_sn_group_sigmas", None)
