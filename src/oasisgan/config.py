@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
+from .allocator import MODES as MALLOC_MODES
+
 
 class ConfigError(ValueError):
     """A configuration value that cannot work; the message names the field."""
@@ -117,8 +119,8 @@ class OASISConfig:
         if self.crop_size % m or self.height % m:
             bad("crop_size", f"the image size {self.height}x{self.width} must be a multiple of {m} "
                 f"(2**(num_res_blocks-1)) in both directions")
-        if self.tune_malloc not in ("off", "reuse", "heap"):
-            bad("tune_malloc", "must be off, reuse or heap")
+        if self.tune_malloc not in MALLOC_MODES:
+            bad("tune_malloc", f"must be one of {', '.join(MALLOC_MODES)}")
         if self.load_size < self.crop_size:
             bad("load_size", f"must be >= crop_size ({self.crop_size})")
         if self.param_free_norm not in ("batch", "syncbatch", "instance"):

@@ -78,7 +78,7 @@ class ResidualBlockD(nn.Module):
 
     def upsample_fused(self, x: torch.Tensor) -> bool:
         conv = self.conv1[-1] if self.up_or_down > 0 and not self.first else None
-        return (self.fuse_upsampling and conv is not None and isinstance(conv, SNConv2d)
+        return (self.fuse_upsampling and isinstance(conv, SNConv2d)
                 and x.device.type == "cpu" and _memory_format(x) == torch.channels_last
                 and conv.kernel_size == (3, 3) and conv.padding == (1, 1)
                 and conv.stride == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
@@ -92,8 +92,7 @@ class ResidualBlockD(nn.Module):
         act, _, conv = self.conv1
         dx = self.conv2(conv.upsampled(act(x)))
         x_s = self.conv_s(x) if self.learned_shortcut else x
-        x_s = F.interpolate(x_s, scale_factor=2, mode="nearest")
-        return x_s + dx.contiguous(memory_format=_memory_format(x_s))
+        return F.interpolate(x_s, scale_factor=2, mode="nearest") + dx
 
 
 class Discriminator(nn.Module):

@@ -112,10 +112,12 @@ class SNConv2d(nn.Conv2d):
         if sigma is None:
             return super().forward(x)
         self._sn_sigma = None
+        return self._conv_scaled(x, sigma)
+
+    def _conv_scaled(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """conv(x, weight_orig) / sigma + bias: sigma a scalar, or one per sample (B, 1, 1, 1)."""
         out = self._conv_forward(x, self.weight_orig, None) / sigma
-        if self.bias is not None:
-            out = out + self.bias.view(1, -1, 1, 1)
-        return out
+        return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
 
     def _forward_groups(self, x: torch.Tensor, sigmas) -> torch.Tensor:
         """`spectral_norm_groups`: part k of the batch with its own sigma_k. Small outputs: one
@@ -124,8 +126,7 @@ class SNConv2d(nn.Conv2d):
         sizes = self._sn_groups
         if self.sn_output_smaller(x):
             scale = torch.cat([s.reshape(1).expand(n) for s, n in zip(sigmas, sizes)])
-            out = self._conv_forward(x, self.weight_orig, None) / scale.view(-1, 1, 1, 1)
-            return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
+            return self._conv_scaled(x, scale.view(-1, 1, 1, 1))
         return torch.cat([self._conv_forward(part, self.weight_orig / s, self.bias)
                           for part, s in zip(x.split(list(sizes)), sigmas)])
 

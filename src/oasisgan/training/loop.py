@@ -33,11 +33,11 @@ from typing import Any, Dict, Iterator, List, Optional, Union
 import torch
 import torch.nn as nn
 
+from ..allocator import tune_cpu_allocator
 from ..checkpoint import CheckpointError, atomic_save, make_checkpoint, read_checkpoint
 from ..config import ConfigError, OASISConfig
 from ..errors import DataError, OASISError
 from ..labels import one_hot
-from ..allocator import tune_cpu_allocator
 from ..nn import Discriminator, Generator
 from . import distributed as D
 from .amp import Precision, prepare_module, to_memory_format
@@ -53,7 +53,8 @@ from .step import TrainStep
 # model, the data or the optimisation and must match the checkpoint.
 RESUMABLE_CHANGES = {"iters", "num_epochs", "num_workers", "freq_print", "freq_save_latest",
                      "freq_save_ckpt", "freq_fid", "eval_metrics", "log_every", "lr_g", "lr_d",
-                     "compile", "channels_last", "fused_updates", "batch_d_calls", "tune_malloc", "bn_stats_batches", "class_names", "palette"}
+                     "compile", "channels_last", "fused_updates", "batch_d_calls", "tune_malloc",
+                     "bn_stats_batches", "class_names", "palette"}
 HIGHER_IS_BETTER = ("miou", "iou", "acc", "accuracy")
 BN_EPOCH_BASE = 1_000_000  # data "epochs" of the BN re-collection passes: never those of training
 GRID_SAMPLES = 8

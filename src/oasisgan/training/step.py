@@ -12,8 +12,8 @@ D is called once in the G step and three times in the D step, in the official or
 spectral-norm power iterations advance exactly as there. With ``batch_d_calls`` (and the fast
 path on, not under ``compile``) the D step's three calls are one call on the concatenated
 batch: D has no batch statistics, and `spectral_norm_groups` runs one power iteration per
-original call and gives each part its own sigma -- the same function, batched. In the G step only G's gradients are
-computed (``backward(inputs=G params)``); the official code also accumulates D's, then discards
+original call and gives each part its own sigma -- the same function, batched. In the G step
+only G's gradients are computed (``backward(inputs=G params)``); the official code also accumulates D's, then discards
 them with ``netD.zero_grad()`` -- the same update, less work.
 """
 from __future__ import annotations
@@ -49,8 +49,7 @@ class TrainStep:
         self.opt_g, self.opt_d, self.precision, self.vgg = opt_g, opt_d, precision, vgg
         self.g_params = [p for p in self.g.parameters() if p.requires_grad]
         # The D step's three D calls as one batched call (exact; see the module docstring).
-        self.batched_d = bool(getattr(cfg, "batch_d_calls", False) and getattr(self.d, "fast", False)
-                              and not cfg.compile)
+        self.batched_d = bool(cfg.batch_d_calls and getattr(self.d, "fast", False) and not cfg.compile)
 
     def inputs(self, batch: Dict[str, torch.Tensor], device: torch.device):
         cl = self.cfg.channels_last
