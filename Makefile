@@ -7,8 +7,8 @@ OASIS := $(VENV)/bin/oasis
 TORCH_SPEC ?= torch==2.13.0
 DATA ?= data/toy
 RUN ?= runs/toy
-# `oasis train` flags of the quickstart: 600 iterations take about 8 minutes on 2 CPU cores
-# (the toy preset's full 1500: about 20); `make quickstart QUICKSTART_FLAGS="--iters 1500"` continues.
+# `oasis train` flags of the quickstart: 600 iterations take about 5 minutes on 2 CPU cores
+# (the toy preset's full 1500: about 12); `make quickstart QUICKSTART_FLAGS="--iters 1500"` continues.
 QUICKSTART_FLAGS ?= --iters 600 --num-workers 1
 
 .PHONY: setup quickstart test test-fast bench clean
