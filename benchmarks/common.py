@@ -206,9 +206,9 @@ class Workload:
         fast, amp, cl, comp = VARIANTS[spec.variant]
         self.device = dev = torch.device(spec.device)
         self.amp, self.cl = amp, cl
-        # plain: the official arithmetic throughout (per-tensor Adam and EMA as well)
+        # plain: the official arithmetic throughout (per-tensor Adam and EMA, autograd's losses)
         cfg = make_config(spec.res, spec.batch, fast_spade=fast, amp=amp, channels_last=cl,
-                          compile=comp, fused_updates=fast,
+                          compile=comp, fused_updates=fast, fused_losses=fast,
                           batch_d_calls=spec.variant.endswith("_batchd"))
         self.cfg = cfg
         if dev.type == "cpu":  # as oasisgan's Trainer and CLI do

@@ -102,3 +102,68 @@ def test_vgg_loss_architecture_and_weights_file(tmp_path):
 
     with pytest.raises(WeightsError, match="not found"):
         L.VGGLoss(str(tmp_path / "missing.pth"))
+
+
+def _logits(dtype, layout, b=2, c=6, h=5, w=7, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randn(b, c, h, w, generator=g, dtype=dtype) * 3).contiguous(memory_format=layout)
+    return x.requires_grad_(True)
+
+
+def _rel(a, b):
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-6), (torch.float32, 1e-6)])  # losses run in fp32
+@pytest.mark.parametrize("for_real,balancing", [(True, True), (True, False), (False, True)])
+def test_fused_n1_loss_equals_autograd(layout, dtype, tol, for_real, balancing):
+    """The fused cross-entropy: the same loss and logits gradient, in the logits' layout."""
+    label = torch.randint(0, 5, (2, 5, 7), generator=torch.Generator().manual_seed(1))
+    label[0, 0, :3] = 0  # don't-care pixels (weight 0)
+    out = []
+    for fused in (False, True):
+        x = _logits(dtype, layout)
+        loss = L.n1_loss(x, label, for_real, balancing, 0, fused=fused)
+        (loss * 1.7).backward()
+        out.append((loss.detach(), x.grad))
+    assert _rel(out[1][0], out[0][0]) < tol
+    assert _rel(out[1][1], out[0][1]) < tol
+    assert out[1][1].is_contiguous(memory_format=layout)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-6), (torch.float32, 1e-6)])
+def test_fused_labelmix_loss_equals_autograd(layout, dtype, tol):
+    mask = L.labelmix_mask(torch.randint(0, 5, (2, 5, 7), generator=torch.Generator().manual_seed(2)),
+                           torch.Generator().manual_seed(3))
+    assert 0 < mask.mean() < 1
+    out = []
+    for fused in (False, True):
+        mixed, fake, real = (_logits(dtype, layout, seed=s) for s in (4, 5, 6))
+        loss = L.labelmix_loss(mask.to(dtype), mixed, fake, real, fused=fused)
+        (loss * 0.3).backward()
+        out.append((loss.detach(), mixed.grad, fake.grad, real.grad))
+    for a, b in zip(out[1], out[0]):
+        assert _rel(a, b) < tol
+    assert all(g.is_contiguous(memory_format=layout) for g in out[1][1:])
+
+
+def test_fused_losses_refuse_a_second_backward():
+    """Their backward overwrites the saved buffer: a second pass raises instead of lying."""
+    x = _logits(torch.float32, torch.contiguous_format)
+    loss = L.n1_loss(x, torch.zeros(2, 5, 7, dtype=torch.long), True, fused=True)
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="one backward pass"):
+        loss.backward()
+
+
+def test_fused_losses_fall_back_on_mixed_layouts():
+    """Logits of different layouts (one channels_last, one not) take autograd's version."""
+    mask = torch.ones(2, 1, 5, 7)
+    mixed = _logits(torch.float32, torch.channels_last)
+    fake, real = _logits(torch.float32, torch.contiguous_format), _logits(torch.float32, torch.contiguous_format)
+    loss = L.labelmix_loss(mask, mixed, fake, real, fused=True)
+    assert type(loss.grad_fn).__name__ == "MseLossBackward0"
+    loss.backward()
+    assert torch.equal(fake.grad, torch.zeros_like(fake))

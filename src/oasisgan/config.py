@@ -78,6 +78,9 @@ class OASISConfig:
     # Adam(fused=True) and the EMA as one lerp pass: the official updates up to float rounding;
     # false: the official per-tensor arithmetic, bit for bit.
     fused_updates: bool = True
+    # The N+1 cross-entropy and LabelMix losses as autograd Functions that reuse one buffer for
+    # their gradient: the official losses up to float rounding, with fewer logits-sized tensors.
+    fused_losses: bool = True
     # The D step's fake, real and mixed batches through D in one call, each with its own
     # spectral-norm power iteration and sigma as in three calls: the same function, batched.
     # Faster where D's maps are small (64x64 on a 2-core CPU, GPUs); slower at 128x128 there.

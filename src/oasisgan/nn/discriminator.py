@@ -11,12 +11,6 @@ from .layers import (SNConv2d, init_weights, set_fast_spectral_norm, settle_spec
                      spectral_norm)
 
 
-def _memory_format(x: torch.Tensor) -> torch.memory_format:
-    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
-        return torch.channels_last
-    return torch.contiguous_format
-
-
 def discriminator_widths(ch: int, num_blocks: int) -> List[int]:
     """Official encoder widths 3,128,128,256,256,512,512 for ch=64 (they are fixed there)."""
     base = [2 * ch, 2 * ch, 4 * ch, 4 * ch, 8 * ch, 8 * ch]
@@ -72,23 +66,29 @@ class ResidualBlockD(nn.Module):
             dx = self.sampling(dx)
         return self.shortcut(x) + dx
 
-    # Set by Discriminator.fast: up blocks fold their nearest 2x upsampling into the convs where
-    # the maps are large enough for channels_last (below, the folded conv measured slower).
+    # Set by Discriminator.fast: up blocks fold their nearest 2x upsampling into conv1 on maps
+    # of at least this many input pixels (batch included; under autocast `..._autocast`). Below,
+    # the transposed convolution's kernel preparation costs more than it saves (measured).
     fuse_upsampling = False
+    fuse_min_pixels = 1024
+    fuse_min_pixels_autocast = 4096
 
     def upsample_fused(self, x: torch.Tensor) -> bool:
         conv = self.conv1[-1] if self.up_or_down > 0 and not self.first else None
-        return (self.fuse_upsampling and isinstance(conv, SNConv2d)
-                and x.device.type == "cpu" and _memory_format(x) == torch.channels_last
-                and conv.kernel_size == (3, 3) and conv.padding == (1, 1)
+        if not (self.fuse_upsampling and isinstance(conv, SNConv2d) and x.device.type == "cpu"
+                and x.dim() == 4 and conv.kernel_size == (3, 3) and conv.padding == (1, 1)
                 and conv.stride == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
                 and conv.padding_mode == "zeros" and not torch.jit.is_tracing()
-                and not torch.compiler.is_compiling())
+                and not torch.compiler.is_compiling()):
+            return False
+        low = self.fuse_min_pixels_autocast if torch.is_autocast_enabled("cpu") else self.fuse_min_pixels
+        return x.shape[0] * x.shape[2] * x.shape[3] >= low
 
     def forward_fused(self, x: torch.Tensor) -> torch.Tensor:
         """`forward` of an up block without upsampling any tensor: conv1 over the upsampled
-        input is computed on the input (`nearest2x_conv3x3`, 16 instead of 36 taps per input
-        pixel) and the 1x1 shortcut conv runs before the upsampling, which it commutes with."""
+        input is computed on the input (`nearest2x_conv3x3`: a transposed convolution, 16
+        instead of 36 taps per input pixel) and the 1x1 shortcut conv runs before the
+        upsampling, which it commutes with."""
         act, _, conv = self.conv1
         dx = self.conv2(conv.upsampled(act(x)))
         x_s = self.conv_s(x) if self.learned_shortcut else x

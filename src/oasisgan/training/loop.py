@@ -53,8 +53,8 @@ from .step import TrainStep
 # model, the data or the optimisation and must match the checkpoint.
 RESUMABLE_CHANGES = {"iters", "num_epochs", "num_workers", "freq_print", "freq_save_latest",
                      "freq_save_ckpt", "freq_fid", "eval_metrics", "log_every", "lr_g", "lr_d",
-                     "compile", "channels_last", "fused_updates", "batch_d_calls", "tune_malloc",
-                     "bn_stats_batches", "class_names", "palette"}
+                     "compile", "channels_last", "fused_updates", "fused_losses", "batch_d_calls",
+                     "tune_malloc", "bn_stats_batches", "class_names", "palette"}
 HIGHER_IS_BETTER = ("miou", "iou", "acc", "accuracy")
 BN_EPOCH_BASE = 1_000_000  # data "epochs" of the BN re-collection passes: never those of training
 GRID_SAMPLES = 8

@@ -64,7 +64,8 @@ class TrainStep:
         with self.precision.autocast():
             fake = self.generator(onehot)
             out = self.d(fake)  # plain module: no DDP reduction of D's (unused) gradients
-        losses = {"G": n1_loss(out, label, True, cfg.class_balancing, cfg.dontcare_label)}
+        losses = {"G": n1_loss(out, label, True, cfg.class_balancing, cfg.dontcare_label,
+                               cfg.fused_losses)}
         if self.vgg is not None:
             losses["G_vgg"] = cfg.lambda_vgg * self.vgg(fake.float(), image.float())
         return losses
@@ -86,10 +87,13 @@ class TrainStep:
                     outs = self.discriminator(torch.cat(inputs)).split(image.shape[0])
             else:
                 outs = [self.discriminator(x) for x in inputs]
-        losses = {"D_fake": n1_loss(outs[0], label, False),
-                  "D_real": n1_loss(outs[1], label, True, cfg.class_balancing, cfg.dontcare_label)}
+        fused = cfg.fused_losses
+        losses = {"D_fake": n1_loss(outs[0], label, False, fused=fused),
+                  "D_real": n1_loss(outs[1], label, True, cfg.class_balancing, cfg.dontcare_label,
+                                    fused)}
         if mask is not None:
-            losses["LabelMix"] = cfg.lambda_labelmix * labelmix_loss(mask, outs[2], outs[0], outs[1])
+            losses["LabelMix"] = cfg.lambda_labelmix * labelmix_loss(mask, outs[2], outs[0], outs[1],
+                                                                     fused)
         return losses
 
     def step(self, batch: Dict[str, torch.Tensor], device: torch.device) -> Dict[str, torch.Tensor]:
