@@ -113,8 +113,9 @@ VARIANTS = {
     "fast_bf16_cl_compile": (True, "bf16", True, True),
     "plain_compile": (False, "none", False, True),
     "official": None,  # the official code itself (needs OASIS_OFFICIAL_REPO), CPU fp32
-    # training only: + the D step's three D calls batched (config batch_d_calls, exact)
+    # training only: the D step's three D calls always batched (batch_d_calls: on; default auto)
     "fast_batchd": (True, "none", False, False),
+    "fast_bf16_batchd": (True, "bf16", False, False),
     "fast_bf16_cl_batchd": (True, "bf16", True, False),
 }
 
@@ -209,7 +210,8 @@ class Workload:
         # plain: the official arithmetic throughout (per-tensor Adam and EMA, autograd's losses)
         cfg = make_config(spec.res, spec.batch, fast_spade=fast, amp=amp, channels_last=cl,
                           compile=comp, fused_updates=fast, fused_losses=fast,
-                          batch_d_calls=spec.variant.endswith("_batchd"))
+                          batch_d_calls=("on" if spec.variant.endswith("_batchd")
+                                         else "auto" if fast else "off"))
         self.cfg = cfg
         if dev.type == "cpu":  # as oasisgan's Trainer and CLI do
             from oasisgan.allocator import tune_cpu_allocator

@@ -374,14 +374,33 @@ def _tiny_cfg(**kw):
 def test_train_step_batched_d_equals_separate_calls():
     """A whole training iteration with the batched D step equals the official three calls."""
     cfg = _tiny_cfg(batch_d_calls=True)
+    assert cfg.batch_d_calls == "on"
 
     def batched(on):
         def configure(step):
-            assert step.batched_d
-            step.batched_d = on
+            assert step.batched_d == "on"
+            step.batched_d = "on" if on else "off"
         return configure
 
     _assert_same_step(_one_train_step(cfg, batched(True)), _one_train_step(cfg, batched(False)))
+
+
+def test_batch_d_calls_auto_batches_small_cpu_maps_only():
+    from oasisgan.config import ConfigError
+    from oasisgan.training.amp import Precision
+    from oasisgan.training.step import TrainStep
+
+    assert _tiny_cfg().batch_d_calls == "auto"
+    assert _tiny_cfg(batch_d_calls=False).batch_d_calls == "off"
+    with pytest.raises(ConfigError, match="batch_d_calls"):
+        _tiny_cfg(batch_d_calls="sometimes")
+    cfg = _tiny_cfg()
+    g, d = Generator.from_config(cfg), Discriminator.from_config(cfg)
+    step = TrainStep(cfg, g, d, None, None, None, Precision("none", torch.device("cpu")))
+    assert step.batch_d(torch.zeros(4, 3, 64, 64)) and not step.batch_d(torch.zeros(2, 3, 128, 128))
+    assert not step.batch_d(torch.zeros(1, 3, 8, 8, device="meta"))
+    d.fast = False  # the plain path: three calls, as the official code
+    assert TrainStep(cfg, g, d, None, None, None, Precision("none", torch.device("cpu"))).batched_d == "off"
 
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])

@@ -83,8 +83,9 @@ class OASISConfig:
     fused_losses: bool = True
     # The D step's fake, real and mixed batches through D in one call, each with its own
     # spectral-norm power iteration and sigma as in three calls: the same function, batched.
-    # Faster where D's maps are small (64x64 on a 2-core CPU, GPUs); slower at 128x128 there.
-    batch_d_calls: bool = False
+    # "auto": on CPUs where the D step's maps are small (B*H*W <= 16384: 64x64 at batch 4),
+    # where it measured faster; "on" | "off" (true / false are read as on / off).
+    batch_d_calls: str = "auto"
     # CPU (Linux/glibc) malloc: "reuse" keeps freed memory for reuse instead of new page faults
     # every iteration; "heap" also for blocks over 32 MiB (faster at large batches, more
     # resident memory); "off". No effect on results (oasisgan/allocator.py).
@@ -122,6 +123,9 @@ class OASISConfig:
         if self.crop_size % m or self.height % m:
             bad("crop_size", f"the image size {self.height}x{self.width} must be a multiple of {m} "
                 f"(2**(num_res_blocks-1)) in both directions")
+        self.batch_d_calls = _on_off_auto(self.batch_d_calls)
+        if self.batch_d_calls not in ("auto", "on", "off"):
+            bad("batch_d_calls", "must be one of auto, on, off")
         if self.tune_malloc not in MALLOC_MODES:
             bad("tune_malloc", f"must be one of {', '.join(MALLOC_MODES)}")
         if self.load_size < self.crop_size:
@@ -163,6 +167,14 @@ class OASISConfig:
         if self.class_names is not None:
             return self.class_names[idx]
         return f"class_{idx}"
+
+
+def _on_off_auto(value: Any) -> Any:
+    """true/false (YAML booleans, older configs) as "on"/"off"; anything else unchanged."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    text = str(value).strip().lower()
+    return {"true": "on", "1": "on", "yes": "on", "false": "off", "0": "off", "no": "off"}.get(text, text)
 
 
 def _field_types() -> Dict[str, Any]:
