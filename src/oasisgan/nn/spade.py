@@ -245,7 +245,7 @@ class SPADE(nn.Module):
         nc = g.out_channels
         sp = index.sparse(self.sparse_max_fraction) if index.kernel_size == g.kernel_size[0] else None
         if sp is None:
-            actv = label_conv(conv.weight, conv.bias, index).relu_()  # a fresh tensor
+            actv = torch.relu(label_conv(conv.weight, conv.bias, index))
             if index.memory_format is not torch.channels_last:
                 actv = actv.contiguous(memory_format=index.memory_format)
             b, h, w = index.shape
