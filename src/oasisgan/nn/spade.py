@@ -245,7 +245,9 @@ class SPADE(nn.Module):
         nc = g.out_channels
         sp = index.sparse(self.sparse_max_fraction) if index.kernel_size == g.kernel_size[0] else None
         if sp is None:
-            actv = torch.relu(label_conv(conv.weight, conv.bias, index))
+            actv = label_conv(conv.weight, conv.bias, index)
+            # In place without autograd only: relu_ on this permuted view makes autograd clone it.
+            actv = actv.relu_() if not torch.is_grad_enabled() else torch.relu(actv)
             if index.memory_format is not torch.channels_last:
                 actv = actv.contiguous(memory_format=index.memory_format)
             b, h, w = index.shape
