@@ -167,3 +167,4 @@ def test_fused_losses_fall_back_on_mixed_layouts():
     assert type(loss.grad_fn).__name__ == "MseLossBackward0"
     loss.backward()
     assert torch.equal(fake.grad, torch.zeros_like(fake))
+

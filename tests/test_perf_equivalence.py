@@ -476,3 +476,30 @@ def test_discriminator_folded_upsampling_equals_plain(dtype, tol):
         assert any(calls) == fold
         res.append((out.detach(), {n: p.grad.clone() for n, p in dd.named_parameters()}))
     assert_close(res[0], res[1], tol)
+
+
+def test_folded_upsampling_thresholds():
+    """Folding applies on maps of >= 1024 input pixels (>= 4096 under autocast)."""
+    d = Discriminator(N_CLASSES, channels=4, num_blocks=4)
+    seen = []
+    for blk in d.body_up:
+        blk.register_forward_hook(lambda m, i, o: seen.append((i[0].shape[0] * i[0].shape[2] * i[0].shape[3],
+                                                                m.upsample_fused(i[0]))))
+    with torch.no_grad():
+        d(torch.zeros(1, 3, 128, 128))
+        assert [f for _, f in seen] == [px >= 1024 for px, _ in seen] and any(f for _, f in seen)
+        seen.clear()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            d(torch.zeros(1, 3, 128, 128))
+        assert [f for _, f in seen] == [px >= 4096 for px, _ in seen]
+
+
+def test_train_step_takes_the_fused_losses_by_default(monkeypatch):
+    from oasisgan import losses as L
+
+    calls = []
+    for fn in (L._WeightedCrossEntropy, L._LabelMixMSE):
+        monkeypatch.setattr(fn, "apply", lambda *a, orig=fn.apply, name=fn.__name__:
+                            calls.append(name) or orig(*a))
+    _one_train_step(_tiny_cfg(), lambda step: None, torch.channels_last)
+    assert sorted(calls) == ["_LabelMixMSE"] + ["_WeightedCrossEntropy"] * 3  # G, D fake, D real
