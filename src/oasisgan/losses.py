@@ -111,7 +111,9 @@ class _WeightedCrossEntropy(torch.autograd.Function):
         dim = ctx.dim
         scale = grad / target.numel()
         c = (scale * weight if weight is not None else scale.expand(target.shape)).unsqueeze(dim)
-        g = lsm.exp_().mul_(c).scatter_add_(dim, target.unsqueeze(dim), c.neg())
+        at = target.unsqueeze(dim)  # one target per pixel: scatter_ (deterministic on GPUs too)
+        g = lsm.exp_().mul_(c)
+        g.scatter_(dim, at, g.gather(dim, at).sub_(c))
         return _from_channel_view(g, dim), None, None
 
 
