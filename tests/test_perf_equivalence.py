@@ -503,3 +503,35 @@ def test_train_step_takes_the_fused_losses_by_default(monkeypatch):
                             calls.append(name) or orig(*a))
     _one_train_step(_tiny_cfg(), lambda step: None, torch.channels_last)
     assert sorted(calls) == ["_LabelMixMSE"] + ["_WeightedCrossEntropy"] * 3  # G, D fake, D real
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+@pytest.mark.parametrize("sn", [True, False])
+def test_folded_shortcut_equals_plain(mode, sn, monkeypatch):
+    """conv_s folded into norm_s's beta conv: outputs, gradients and the spectral-norm u/v
+    vectors after the call equal the plain path's (float64)."""
+    from oasisgan.nn.generator import ResnetBlockSPADE
+
+    gen = small_generator(num_blocks=4, spectral_norm=sn).to(torch.float64)
+    gen.train(mode == "train")
+    folded = []
+    orig = ResnetBlockSPADE.shortcut_folded
+    monkeypatch.setattr(ResnetBlockSPADE, "shortcut_folded",
+                        lambda self, x, index: folded.append(x.shape) or orig(self, x, index))
+    b, h, w = 2, 32, 48
+    label = onehot(blob_labels(b, h, w, cell=8), dtype=torch.float64)
+    torch.manual_seed(3)
+    z = torch.randn(b, 8, dtype=torch.float64)
+    gout = torch.randn(b, 3, h, w, dtype=torch.float64)
+    states = []
+    for fast in (True, False):
+        g = copy.deepcopy(gen)
+        g.fast_spade = fast
+        out = g(label, z)
+        (out * gout).sum().backward()
+        states.append(((out.detach(), {n: p.grad.clone() for n, p in g.named_parameters()}),
+                       {k: v.clone() for k, v in g.state_dict().items()}))
+    assert folded, "the folded shortcut was not taken"
+    assert_close(states[0][0], states[1][0], 1e-10)
+    for k, v in states[1][1].items():
+        assert torch.allclose(states[0][1][k], v, rtol=1e-10, atol=1e-12), k

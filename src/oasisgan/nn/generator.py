@@ -43,10 +43,49 @@ class ResnetBlockSPADE(nn.Module):
 
     def forward_fast(self, x: torch.Tensor, index: LabelIndex) -> torch.Tensor:
         """Same math as `forward`, from a LabelIndex shared by the block's SPADE layers."""
-        x_s = self.conv_s(self.norm_s.forward_fast(x, index)) if self.learned_shortcut else x
+        if not self.learned_shortcut:
+            x_s = x
+        elif self.fold_shortcut(index):
+            x_s = self.shortcut_folded(x, index)
+        else:
+            x_s = self.conv_s(self.norm_s.forward_fast(x, index))
         dx = self.conv_0(F.leaky_relu(self.norm_0.forward_fast(x, index), 0.2, inplace=True))
         dx = self.conv_1(F.leaky_relu(self.norm_1.forward_fast(dx, index), 0.2, inplace=True))
         return dx.add_(x_s)
+
+    # A plain switch (class or instance): fold conv_s into norm_s where it pays (below).
+    shortcut_folding: bool = True
+
+    def fold_shortcut(self, index: LabelIndex) -> bool:
+        """Fold conv_s into norm_s's beta conv where the FLOPs it saves (per pixel, 9 * hidden
+        * (fin - fout), forward and backward) exceed the cost of composing the weights
+        (9 * hidden * fin * fout, likewise) with a margin: maps of more than 2 * fin * fout /
+        (fin - fout) pixels, batch included."""
+        fin, fout = self.conv_s.in_channels, self.conv_s.out_channels
+        b, h, w = index.shape
+        return (self.shortcut_folding and fout < fin and self.conv_s.kernel_size == (1, 1)
+                and self.conv_s.bias is None
+                and b * h * w * (fin - fout) > 2 * fin * fout)
+
+    def shortcut_folded(self, x: torch.Tensor, index: LabelIndex) -> torch.Tensor:
+        """conv_s(norm_s(x)) as conv_s(norm(x) * (1 + gamma)) + conv(actv, W_s @ W_beta) + W_s b:
+        the 1x1 shortcut conv is linear, so its share over beta runs as part of norm_s's
+        gamma/beta conv, with fout instead of fin output channels for beta."""
+        w_s = hooked_weight(self.conv_s, x)                                   # (fout, fin, 1, 1)
+        normalized = self.norm_s.first_norm(x)
+        gamma1, beta_s = self.norm_s.modulation(index, beta_proj=w_s[:, :, 0, 0])
+        return F.conv2d(normalized * gamma1, w_s).add_(beta_s)
+
+
+def hooked_weight(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """The weight `conv(x)` would use, with its forward pre-hooks (spectral norm: one power
+    iteration in training mode) run exactly as that call would run them."""
+    for hook in conv._forward_pre_hooks.values():
+        hook(conv, (x,))
+    sigma = conv.__dict__.pop("_sn_sigma", None)  # the output-scaled spectral norm's sigma
+    if sigma is not None:
+        return conv.weight_orig / sigma
+    return conv.weight
 
 
 def resize_ids(ids: torch.Tensor, h: int, w: int) -> torch.Tensor:
