@@ -47,5 +47,7 @@ def test_a_few_hundred_iterations_follow_the_labels(toy_root, tmp_path):
     with torch.no_grad():
         after = class_colour_error(model.generator(onehot, z), reals, labels, cfg.semantic_nc)
     print(f"per-class colour error: untrained {before:.3f} -> trained {after:.3f}")
-    # measured: 0.48 -> 0.26 (an all-grey image scores 0.49)
-    assert after < 0.7 * before, f"per-class colour error {before:.3f} -> {after:.3f}"
+    # An all-grey image scores 0.49, the untrained network 0.48. After 300 iterations, measured
+    # over seeds 0-2 and over the exact speed options on/off (the same function, other float
+    # rounding, so another GAN trajectory): 0.22-0.38.
+    assert after < 0.85 * before, f"per-class colour error {before:.3f} -> {after:.3f}"
