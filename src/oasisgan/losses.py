@@ -72,16 +72,13 @@ def _fusable(*tensors: torch.Tensor) -> bool:
             and len({_channel_last_view(t)[1] for t in tensors}) == 1)
 
 
-class _SingleUseBackward:
+def _claim_backward(ctx) -> None:
     """Fused losses reuse their saved buffers for the gradient: a second backward through the
     same graph (retain_graph=True) would read overwritten values, so it raises instead."""
-
-    @staticmethod
-    def claim(ctx) -> None:
-        if getattr(ctx, "consumed", False):
-            raise RuntimeError("the fused OASIS losses support one backward pass per forward; "
-                               "use fused_losses: false to backpropagate through them twice")
-        ctx.consumed = True
+    if getattr(ctx, "consumed", False):
+        raise RuntimeError("the fused OASIS losses support one backward pass per forward; "
+                           "use fused_losses: false to backpropagate through them twice")
+    ctx.consumed = True
 
 
 class _WeightedCrossEntropy(torch.autograd.Function):
@@ -106,7 +103,7 @@ class _WeightedCrossEntropy(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        _SingleUseBackward.claim(ctx)
+        _claim_backward(ctx)
         lsm, target, weight = ctx.saved_tensors
         dim = ctx.dim
         scale = grad / target.numel()
@@ -136,7 +133,7 @@ class _LabelMixMSE(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        _SingleUseBackward.claim(ctx)
+        _claim_backward(ctx)
         sel, diff = ctx.saved_tensors
         zero = diff.new_zeros(())
         g_mixed = diff.mul_(grad * (2.0 / diff.numel()))

@@ -248,30 +248,29 @@ class SPADE(nn.Module):
         conv = self.mlp_shared[0]
         g, bt = self.mlp_gamma, self.mlp_beta
         nc = g.out_channels
-        if beta_proj is not None:
-            actv = torch.relu(label_conv(conv.weight, conv.bias, index))
-            if index.memory_format is not torch.channels_last:
-                actv = actv.contiguous(memory_format=index.memory_format)
-            weight = torch.cat((g.weight, torch.einsum("of,fchw->ochw", beta_proj, bt.weight)), dim=0)
-            bias = torch.cat((g.bias + 1, beta_proj @ bt.bias), dim=0)
-            gb = F.conv2d(actv, weight, bias, padding=g.padding)
-            return gb[:, :nc], gb[:, nc:]
-        sp = index.sparse(self.sparse_max_fraction) if index.kernel_size == g.kernel_size[0] else None
+        sp = None
+        if beta_proj is None and index.kernel_size == g.kernel_size[0]:
+            sp = index.sparse(self.sparse_max_fraction)
         if sp is None:
             actv = label_conv(conv.weight, conv.bias, index)
             # In place without autograd only: relu_ on this permuted view makes autograd clone it.
             actv = actv.relu_() if not torch.is_grad_enabled() else torch.relu(actv)
             if index.memory_format is not torch.channels_last:
                 actv = actv.contiguous(memory_format=index.memory_format)
-            b, h, w = index.shape
-            if b * h * w * 2 * nc < 2 * g.weight.numel():
-                # small map, large weights: concatenating the weights would cost more than it saves
-                return (F.conv2d(actv, g.weight, g.bias + 1, padding=g.padding),
-                        F.conv2d(actv, bt.weight, bt.bias, padding=bt.padding))
-            weight = torch.cat((g.weight, bt.weight), dim=0)
-            bias = torch.cat((g.bias + 1, bt.bias), dim=0)
+            if beta_proj is not None:
+                beta_w = torch.einsum("of,fchw->ochw", beta_proj, bt.weight)
+                beta_b = beta_proj @ bt.bias
+            else:
+                beta_w, beta_b = bt.weight, bt.bias
+                b, h, w = index.shape
+                if b * h * w * 2 * nc < 2 * g.weight.numel():
+                    # small map, large weights: concatenating them would cost more than it saves
+                    return (F.conv2d(actv, g.weight, g.bias + 1, padding=g.padding),
+                            F.conv2d(actv, beta_w, beta_b, padding=bt.padding))
+            weight = torch.cat((g.weight, beta_w), dim=0)
+            bias = torch.cat((g.bias + 1, beta_b), dim=0)
             gb = F.conv2d(actv, weight, bias, padding=g.padding)
-            return gb.split(nc, dim=1)
+            return gb[:, :nc], gb[:, nc:]
         weight = torch.cat((g.weight, bt.weight), dim=0)
         bias = torch.cat((g.bias + 1, bt.bias), dim=0)
         # Sparse: constant rows per (image, class) + patches @ weights at boundary pixels.

@@ -11,10 +11,11 @@
 D is called once in the G step and three times in the D step, in the official order, so its
 spectral-norm power iterations advance exactly as there. With ``batch_d_calls`` (on, or auto on
 small CPU maps; the fast path on, not under ``compile``) the D step's three calls are one call
-on the concatenated batch: D has no batch statistics, and `spectral_norm_groups` runs one power iteration per
-original call and gives each part its own sigma -- the same function, batched. In the G step
-only G's gradients are computed (``backward(inputs=G params)``); the official code also accumulates D's, then discards
-them with ``netD.zero_grad()`` -- the same update, less work.
+on the concatenated batch: D has no batch statistics, and `spectral_norm_groups` runs one power
+iteration per original call and gives each part its own sigma -- the same function, batched.
+In the G step only G's gradients are computed (``backward(inputs=G params)``); the official
+code also accumulates D's, then discards them with ``netD.zero_grad()`` -- the same update,
+less work.
 """
 from __future__ import annotations
 
