@@ -216,7 +216,10 @@ class Workload:
         if dev.type == "cpu":  # as oasisgan's Trainer and CLI do
             from oasisgan.allocator import tune_cpu_allocator
 
-            tune_cpu_allocator(os.environ.get("OASIS_BENCH_MALLOC", cfg.tune_malloc))
+            from oasisgan.allocator import INFERENCE_MODE
+
+            default = INFERENCE_MODE if spec.kind == "infer" else cfg.tune_malloc
+            tune_cpu_allocator(os.environ.get("OASIS_BENCH_MALLOC", default))
         ids = realistic_labels(spec.batch, spec.res, spec.res, cfg.semantic_nc, seed=spec.seed)
         self.boundary = boundary_fraction(ids)
         self.label = ids.to(dev)

@@ -20,6 +20,11 @@ import sys
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4
 MODES = ("off", "reuse", "heap")
 MAX_MMAP_THRESHOLD = 32 << 20  # glibc's cap on 64-bit systems
+# Inference-only processes (synthesis, evaluation, the app): their large blocks are the
+# generator's 256x256 activations and SPADE maps (32-64 MiB each, above the mmap cap), faulted in
+# again on every image under "reuse": "heap" ran 256x256 inference ~13% faster (0.85 -> 0.74 s
+# per image, 2 threads) for ~0.1 GiB more peak memory at batch 1.
+INFERENCE_MODE = "heap"
 _state = {"tuned": None}
 
 

@@ -44,10 +44,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0 if args.command is None else 2
-    from .allocator import tune_cpu_allocator
+    from .allocator import INFERENCE_MODE, tune_cpu_allocator
 
     if args.command != "train":  # training follows its config's `tune_malloc`
-        tune_cpu_allocator()  # the CLI owns its process (see allocator.py; results unchanged)
+        tune_cpu_allocator(INFERENCE_MODE)  # the CLI owns its process (allocator.py; results unchanged)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

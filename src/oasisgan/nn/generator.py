@@ -8,6 +8,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .layers import init_weights, set_fast_spectral_norm, settle_spectral_norms, spectral_norm
+from . import winograd
 from .spade import SPADE, LabelIndex, label_conv
 
 
@@ -234,6 +235,11 @@ class Generator(nn.Module):
     def forward_fast(self, label: torch.Tensor, ids: torch.Tensor, z: Optional[torch.Tensor] = None,
                      generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """The fast path: label convolutions from the ids, one LabelIndex per resolution."""
+        with winograd.allowed():
+            return self._forward_fast(label, ids, z, generator)
+
+    def _forward_fast(self, label: torch.Tensor, ids: torch.Tensor, z: Optional[torch.Tensor],
+                      generator: Optional[torch.Generator]) -> torch.Tensor:
         zb = zmap = None
         if self.noise_3d:
             z = self.noise(label, z, generator)

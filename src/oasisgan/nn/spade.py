@@ -31,6 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import winograd
 from .layers import param_free_norm
 
 
@@ -219,6 +220,9 @@ class SPADE(nn.Module):
     # Sparse modulation (fast path, broadcast noise) when at most this fraction of the pixels are
     # near a label boundary; 0 turns it off. A plain attribute: set it per instance or class.
     sparse_max_fraction: float = 0.0
+    # Winograd F(m x m, 3x3) for the gamma/beta convolution in CPU float32 inference on large
+    # maps (nn/winograd.py): 4, 2 or 0 (off). A plain attribute, per instance or class.
+    winograd_tile: int = 4
 
     def __init__(self, norm_nc: int, label_nc: int, kernel_size: int = 3, hidden: int = 128,
                  norm: str = "syncbatch"):
@@ -252,24 +256,35 @@ class SPADE(nn.Module):
         if beta_proj is None and index.kernel_size == g.kernel_size[0]:
             sp = index.sparse(self.sparse_max_fraction)
         if sp is None:
-            actv = label_conv(conv.weight, conv.bias, index)
-            # In place without autograd only: relu_ on this permuted view makes autograd clone it.
-            actv = actv.relu_() if not torch.is_grad_enabled() else torch.relu(actv)
-            if index.memory_format is not torch.channels_last:
-                actv = actv.contiguous(memory_format=index.memory_format)
+            raw = label_conv_nhwc(conv.weight, conv.bias, index)[0]             # (B, h, w, hid)
+            tile = self.winograd_tile
+            out_nc = nc + (bt.out_channels if beta_proj is None else beta_proj.shape[0])
+            if (tile and g.kernel_size == (3, 3) and index.memory_format is torch.channels_last
+                    and winograd.applicable(raw, g.weight, tile, out_nc)):
+                actv = winograd.padded(raw, relu=True)                  # zero border for the conv
+            else:
+                tile = 0
+                actv = raw.permute(0, 3, 1, 2)
+                # In place without autograd only: relu_ on this permuted view makes autograd clone it.
+                actv = actv.relu_() if not torch.is_grad_enabled() else torch.relu(actv)
+                if index.memory_format is not torch.channels_last:
+                    actv = actv.contiguous(memory_format=index.memory_format)
             if beta_proj is not None:
                 beta_w = torch.einsum("of,fchw->ochw", beta_proj, bt.weight)
                 beta_b = beta_proj @ bt.bias
             else:
                 beta_w, beta_b = bt.weight, bt.bias
                 b, h, w = index.shape
-                if b * h * w * 2 * nc < 2 * g.weight.numel():
+                if not tile and b * h * w * 2 * nc < 2 * g.weight.numel():
                     # small map, large weights: concatenating them would cost more than it saves
                     return (F.conv2d(actv, g.weight, g.bias + 1, padding=g.padding),
                             F.conv2d(actv, beta_w, beta_b, padding=bt.padding))
             weight = torch.cat((g.weight, beta_w), dim=0)
             bias = torch.cat((g.bias + 1, beta_b), dim=0)
-            gb = F.conv2d(actv, weight, bias, padding=g.padding)
+            if tile:
+                gb = winograd.conv3x3_padded(actv, weight, bias, tile)
+            else:
+                gb = F.conv2d(actv, weight, bias, padding=g.padding)
             return gb[:, :nc], gb[:, nc:]
         weight = torch.cat((g.weight, bt.weight), dim=0)
         bias = torch.cat((g.bias + 1, bt.bias), dim=0)

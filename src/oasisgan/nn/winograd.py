@@ -1,0 +1,162 @@
+"""3x3 convolutions by Winograd's minimal filtering F(m x m, 3 x 3), for CPU inference.
+
+A direct 3x3 convolution spends 9 multiply-adds per output pixel and input channel. Winograd's
+algorithm (Lavin & Gray 2016) cuts an m x m output tile's (m + 2)^2 input values, the weights
+and the output into a transformed domain where the convolution becomes (m + 2)^2 independent
+matrix products: 16 / 4 = 4 multiply-adds per pixel for m = 2, 36 / 16 = 2.25 for m = 4. The
+transforms are small fixed linear maps; in exact arithmetic the result is the convolution's.
+
+In float32, F(2x2, 3x3) (points 0, 1, -1) rounds *less* than oneDNN's direct convolution
+(relative error ~1.8e-7 vs ~2.5e-7 against float64, measured on SPADE-sized layers), so it is
+the default where it pays. F(4x4, 3x3) saves more but its transforms have larger coefficients:
+~1.2e-6 relative error (points 0, 1, -1, 2, -1/2, which round less than the textbook 0, +-1,
++-2), ~5x a direct convolution's, so it is an opt-in.
+
+The transforms are built in float64 from the interpolation points (Toom-Cook), the input is
+processed in chunks of tile rows so that the transformed tiles stay in cache, and the matrix
+products run as one batched GEMM per chunk.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+from fractions import Fraction
+from typing import Iterator, Optional, Tuple
+
+import torch
+
+POINTS = {2: (0, 1, -1), 4: (0, 1, -1, 2, Fraction(-1, 2))}
+TILE_CHOICES = (0, 2, 4)  # 0: off
+
+
+@functools.lru_cache(maxsize=None)
+def matrices(m: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(B^T, G, A^T) in float64 for F(m, 3): y = A^T [(G g) * (B^T d)] for a tile d of m + 2."""
+    points = POINTS[m]
+    n = m + 2
+
+    def evaluation(k: int) -> torch.Tensor:  # (n, k): a degree < k polynomial at each point
+        rows = [[float(Fraction(p) ** i) for i in range(k)] for p in points]
+        rows.append([0.0] * (k - 1) + [1.0])  # the point at infinity: the leading coefficient
+        return torch.tensor(rows, dtype=torch.float64)
+
+    at = evaluation(m).T.contiguous()
+    assert points[1] == 1 and bool((at[:, 1] == 1).all())  # conv3x3_padded adds the bias there
+    g = evaluation(3)
+    bt = torch.linalg.inv(evaluation(n)).T.contiguous()
+    scale = bt.abs().amax(dim=1, keepdim=True)  # keep B^T's entries small, G takes the scale
+    return bt / scale, g * scale, at
+
+
+@functools.lru_cache(maxsize=None)
+def _kron(m: int, dtype: torch.dtype, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    bt, _, at = matrices(m)
+    return torch.kron(bt, bt).to(dtype=dtype, device=device), torch.kron(at, at).to(dtype=dtype, device=device)
+
+
+def transform_weight(weight: torch.Tensor, m: int) -> torch.Tensor:
+    """(C_out, C_in, 3, 3) -> ((m + 2)^2, C_in, C_out): G w G^T per filter, computed in float64."""
+    _, g, _ = matrices(m)
+    g = g.to(weight.device)
+    u = torch.einsum("ak,oikl,bl->abio", g, weight.detach().double(), g)
+    return u.reshape(-1, weight.shape[1], weight.shape[0]).to(weight.dtype).contiguous()
+
+
+# Below this many pixels per image the transforms cost more than the saved multiply-adds
+# (SPADE's gamma/beta convolutions, 2 CPU threads: F(4x4) 1.4x at 256x256, 1.2-1.3x at 128x128,
+# 0.6-0.75x at 64x64; F(2x2) 0.7-1.1x everywhere).
+MIN_PIXELS = 128 * 128
+# Fewer input or output channels than this: the transforms dominate (128 -> 64 channels at
+# 256x256: 0.9x).
+MIN_CHANNELS = 128
+# Tiles per chunk: the transformed chunk ((m + 2)^2 x tiles x channels) stays in cache.
+CHUNK_TILES = 128
+
+
+_scope = threading.local()
+
+
+@contextlib.contextmanager
+def allowed() -> Iterator[None]:
+    """Let `applicable` say yes inside this block (the generator's fast path enters it), so that
+    the official path, tracing, export and other networks keep direct convolutions."""
+    previous = getattr(_scope, "on", False)
+    _scope.on = True
+    try:
+        yield
+    finally:
+        _scope.on = previous
+
+
+def applicable(x: torch.Tensor, weight: torch.Tensor, m: int, out_channels: int = 0) -> bool:
+    """True where `conv3x3_padded` computes F.conv2d(x, weight, padding=1) for `x` given as
+    (B, H, W, C) and pays: inside `allowed()`, float32 on the CPU, no autograd or autocast, H and W divisible by m,
+    at least MIN_PIXELS per image and MIN_CHANNELS in and out (`out_channels`, when given,
+    overrides the weight's: several weights concatenated into one convolution)."""
+    if not getattr(_scope, "on", False) or m not in POINTS or x.dim() != 4 or weight.shape[2:] != (3, 3):
+        return False
+    if x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32:
+        return False
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
+        return False
+    if torch.is_autocast_enabled("cpu"):
+        return False
+    h, w = x.shape[1:3]
+    return (h % m == 0 and w % m == 0 and h * w >= MIN_PIXELS
+            and min(out_channels or weight.shape[0], weight.shape[1]) >= MIN_CHANNELS)
+
+
+def padded(x: torch.Tensor, relu: bool = False) -> torch.Tensor:
+    """(B, H, W, C) -> (B, H + 2, W + 2, C) with a zero border; `relu` is fused into the copy."""
+    b, h, w, c = x.shape
+    xp = x.new_empty(b, h + 2, w + 2, c)
+    xp[:, 0].zero_()
+    xp[:, -1].zero_()
+    xp[:, 1:-1, 0].zero_()
+    xp[:, 1:-1, -1].zero_()
+    inner = xp[:, 1:-1, 1:-1]
+    if relu:
+        torch.clamp_min(x, 0, out=inner)
+    else:
+        inner.copy_(x)
+    return xp
+
+
+def conv3x3_padded(xp: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], m: int,
+                   out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """F.conv2d(x, weight, bias, padding=1) for `xp` = x zero-padded by one pixel, laid out as
+    (B, H + 2, W + 2, C) (any strides with unit channel stride). Returns (B, C_out, H, W) in
+    channels_last memory (written into `out`, (B, H, W, C_out), when given)."""
+    b, hp, wp, c = xp.shape
+    h, w = hp - 2, wp - 2
+    co = weight.shape[0]
+    if h % m or w % m:
+        raise ValueError(f"Winograd F({m}x{m}, 3x3) needs a map size divisible by {m}, got {h}x{w}")
+    if xp.stride(3) != 1:
+        xp = xp.contiguous()
+    a = m + 2
+    u = transform_weight(weight, m)                                  # (a*a, C, C_out)
+    kin, kout = _kron(m, xp.dtype, xp.device)
+    if out is None:
+        out = xp.new_empty(b, h, w, co)
+    th, tw = h // m, w // m
+    rows = max(1, min(th, CHUNK_TILES // tw))
+    sb, sh, sw, sc = xp.stride()
+    for i in range(b):
+        for r0 in range(0, th, rows):
+            n = min(rows, th - r0)
+            tiles = xp.as_strided((a, a, n, tw, c), (sh, sw, m * sh, m * sw, sc),
+                                  xp.storage_offset() + i * sb + m * r0 * sh)
+            v = torch.mm(kin, tiles.reshape(a * a, -1)).view(a * a, n * tw, c)
+            prod = torch.bmm(v, u)                                   # (a*a, tiles, C_out)
+            if bias is not None:  # A^T's column for the point 1 is all ones: bias reaches
+                prod[a + 1].add_(bias)  # every output of the tile through that product
+            y = torch.mm(kout, prod.view(a * a, -1)).view(m, m, n, tw, co)
+            out[i, m * r0: m * (r0 + n)].view(n, m, tw, m, co).permute(1, 3, 0, 2, 4).copy_(y)
+    return out.permute(0, 3, 1, 2)
+
+
+def conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], m: int) -> torch.Tensor:
+    """F.conv2d(x, weight, bias, padding=1) for a (B, C, H, W) tensor; channels_last output."""
+    return conv3x3_padded(padded(x.permute(0, 2, 3, 1)), weight, bias, m)

@@ -1,0 +1,164 @@
+"""Winograd F(m x m, 3x3) convolutions (nn/winograd.py) compute F.conv2d(x, w, b, padding=1):
+to float64 rounding in float64, within 1e-5 relative in float32, and the generator's SPADE and
+residual convolutions take them only where they apply (CPU float32 inference)."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from oasisgan.nn import Generator, SPADE, winograd
+from oasisgan.nn.layers import SNConv2d
+
+from test_perf_equivalence import N_CLASSES, blob_labels, onehot, rel
+
+
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv3x3_equals_conv2d_in_float64(m, bias):
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 8, 12, dtype=torch.float64)
+    w = torch.randn(7, 5, 3, 3, dtype=torch.float64)
+    b = torch.randn(7, dtype=torch.float64) if bias else None
+    ref = F.conv2d(x, w, b, padding=1)
+    out = winograd.conv3x3(x, w, b, m)
+    assert out.shape == ref.shape and out.is_contiguous(memory_format=torch.channels_last)
+    assert rel(out, ref) < 1e-12
+
+
+@pytest.mark.parametrize("m", [2, 4])
+def test_conv3x3_float32_rounding_is_a_convolutions(m):
+    """Against float64: F(2x2) rounds no worse than the direct float32 convolution, F(4x4)
+    within a small factor of it, both far inside the 1e-5 relative equivalence bound."""
+    torch.manual_seed(1)
+    x = torch.randn(1, 64, 32, 32).relu()
+    w = torch.randn(96, 64, 3, 3) / 24
+    b = torch.randn(96) * 0.1
+    ref = F.conv2d(x.double(), w.double(), b.double(), padding=1)
+    direct = rel(F.conv2d(x, w, b, padding=1).double(), ref)
+    err = rel(winograd.conv3x3(x, w, b, m).double(), ref)
+    assert err < 1e-5
+    assert err < (1.5 if m == 2 else 10) * direct
+
+
+def test_chunking_and_strided_input_do_not_change_the_result(monkeypatch):
+    torch.manual_seed(2)
+    x = torch.randn(3, 6, 16, 24, dtype=torch.float64)
+    w = torch.randn(4, 6, 3, 3, dtype=torch.float64)
+    ref = F.conv2d(x, w, None, padding=1)
+    for chunk in (1, 7, 10_000):
+        monkeypatch.setattr(winograd, "CHUNK_TILES", chunk)
+        assert rel(winograd.conv3x3(x, w, None, 4), ref) < 1e-12
+    # a padded view with a non-unit channel stride is made contiguous first
+    xp = winograd.padded(x.permute(0, 2, 3, 1)).transpose(1, 2).contiguous().transpose(1, 2)
+    assert rel(winograd.conv3x3_padded(xp, w, None, 2).permute(0, 1, 2, 3), ref) < 1e-12
+
+
+def test_padded_fuses_relu_and_zeroes_the_border():
+    x = torch.randn(2, 4, 6, 3)
+    xp = winograd.padded(x, relu=True)
+    assert xp.shape == (2, 6, 8, 3)
+    assert torch.equal(xp[:, 1:-1, 1:-1], x.relu())
+    inner = torch.zeros_like(xp, dtype=torch.bool)
+    inner[:, 1:-1, 1:-1] = True
+    assert not xp[~inner].any()
+
+
+def test_map_size_must_divide_by_the_tile():
+    xp = torch.zeros(1, 8, 8, 2)  # a 6x6 map
+    with pytest.raises(ValueError, match="divisible by 4"):
+        winograd.conv3x3_padded(xp, torch.zeros(2, 2, 3, 3), None, 4)
+
+
+def test_applicable_only_for_cpu_float32_inference_on_large_maps():
+    w = torch.randn(128, 128, 3, 3)
+    x = torch.randn(1, 128, 128, 128)  # (B, H, W, C)
+    assert not winograd.applicable(x, w, 4)                       # outside allowed()
+    with winograd.allowed():
+        _check_applicable(x, w)
+    assert not winograd.applicable(x.detach(), w, 4)
+
+
+def _check_applicable(x, w):
+    assert winograd.applicable(x, w, 4)
+    assert not winograd.applicable(x, w, 3)                       # no such tile
+    assert not winograd.applicable(x[:, :64, :64], w, 4)          # small map
+    assert not winograd.applicable(x[:, :, :, :64], w[:, :64], 4)  # few channels
+    assert winograd.applicable(x, w[:64], 4, out_channels=128)    # concatenated weights
+    assert not winograd.applicable(x.double(), w.double(), 4)
+    assert not winograd.applicable(x[:, :126], w, 4)               # 126 % 4
+    assert not winograd.applicable(x.requires_grad_(), w, 4)
+    with torch.no_grad():
+        assert winograd.applicable(x, w, 4)
+    x = x.detach()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not winograd.applicable(x, w, 4)
+
+
+def _generator(tile):
+    torch.manual_seed(0)
+    gen = Generator(N_CLASSES, channels=8, num_blocks=4, z_dim=8, spade_hidden=16).eval()
+    for m in gen.modules():
+        if isinstance(m, (SPADE, SNConv2d)):
+            m.winograd_tile = tile
+    return gen
+
+
+@pytest.mark.parametrize("tile", [2, 4])
+def test_generator_takes_winograd_in_inference_with_the_same_output(monkeypatch, tile):
+    """With the size thresholds lowered to reach a small network: both SPADE's gamma/beta
+    convolution and the residual blocks' spectral-norm convolutions run through Winograd in
+    no-grad CPU float32 inference, and the image equals the direct path's."""
+    monkeypatch.setattr(winograd, "MIN_PIXELS", 16 * 16)
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
+    calls = []
+    real = winograd.conv3x3_padded
+    monkeypatch.setattr(winograd, "conv3x3_padded", lambda *a, **k: calls.append(a[3]) or real(*a, **k))
+    ids = blob_labels(2, 64, 96, seed=3)
+    label, z = onehot(ids), torch.randn(2, 8)
+    gen = _generator(tile)
+    gen.memory_format = "channels_last"
+    with torch.no_grad():
+        out = gen(label, z)
+        calls_inference = len(calls)
+        direct = _generator(0)
+        direct.memory_format = "channels_last"
+        ref = direct(label, z)
+    assert calls_inference >= 6 and set(calls) == {tile}
+    assert rel(out, ref) < 1e-5
+    calls.clear()
+    gen(label, z).sum().backward()  # training (autograd): the direct convolutions
+    assert not calls
+
+
+def test_generator_without_large_maps_is_unchanged():
+    """At the default thresholds a small test generator never reaches Winograd: bit-equal."""
+    ids = blob_labels(1, 64, 64, seed=4)
+    label, z = onehot(ids), torch.randn(1, 8)
+    with torch.no_grad():
+        assert torch.equal(_generator(4)(label, z), _generator(0)(label, z))
+
+
+def test_official_size_spade_layer_matches_within_1e_5(monkeypatch):
+    """One SPADE layer at a size where the default switch is on (128 channels, 128x128)."""
+    torch.manual_seed(5)
+    spade = SPADE(128, 12, hidden=128).eval()
+    x = torch.randn(1, 128, 128, 128).contiguous(memory_format=torch.channels_last)
+    seg = onehot(blob_labels(1, 128, 128, n=12, seed=5), n=12)
+    calls = []
+    real = winograd.conv3x3_padded
+    monkeypatch.setattr(winograd, "conv3x3_padded", lambda *a, **k: calls.append(1) or real(*a, **k))
+    from oasisgan.nn.spade import LabelIndex
+
+    index = LabelIndex(seg.argmax(1), 12, 3)
+    with torch.no_grad(), winograd.allowed():
+        fast = spade.forward_fast(x, index)
+        plain = spade(x, seg)
+        off = copy.deepcopy(spade)
+        off.winograd_tile = 0
+        direct = off.forward_fast(x, index)
+    assert calls == [1]
+    assert rel(fast, plain) < 1e-5
+    assert rel(direct, plain) < 1e-5
