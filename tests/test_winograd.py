@@ -3,14 +3,11 @@ to float64 rounding in float64, within 1e-5 relative in float32, and the generat
 residual convolutions take them only where they apply (CPU float32 inference)."""
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 import torch.nn.functional as F
 
 from oasisgan.nn import Generator, SPADE, winograd
-from oasisgan.nn.layers import SNConv2d
 
 from test_perf_equivalence import N_CLASSES, blob_labels, onehot, rel
 
@@ -75,34 +72,34 @@ def test_map_size_must_divide_by_the_tile():
 def test_applicable_only_for_cpu_float32_inference_on_large_maps():
     w = torch.randn(128, 128, 3, 3)
     x = torch.randn(1, 128, 128, 128)  # (B, H, W, C)
-    assert not winograd.applicable(x, w, 4)                       # outside allowed()
-    with winograd.allowed():
-        _check_applicable(x, w)
-    assert not winograd.applicable(x.detach(), w, 4)
-
-
-def _check_applicable(x, w):
-    assert winograd.applicable(x, w, 4)
-    assert not winograd.applicable(x, w, 3)                       # no such tile
-    assert not winograd.applicable(x[:, :64, :64], w, 4)          # small map
-    assert not winograd.applicable(x[:, :, :, :64], w[:, :64], 4)  # few channels
-    assert winograd.applicable(x, w[:64], 4, out_channels=128)    # concatenated weights
-    assert not winograd.applicable(x.double(), w.double(), 4)
-    assert not winograd.applicable(x[:, :126], w, 4)               # 126 % 4
-    assert not winograd.applicable(x.requires_grad_(), w, 4)
-    with torch.no_grad():
-        assert winograd.applicable(x, w, 4)
-    x = x.detach()
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert not winograd.applicable(x, w, 4)
+    assert winograd.applicable(x, w) == 0                        # outside allowed()
+    with winograd.allowed(0):
+        assert winograd.applicable(x, w) == 0
+    with winograd.allowed(2):
+        assert winograd.applicable(x, w) == 2
+    with pytest.raises(ValueError, match="Winograd tile 3"):
+        with winograd.allowed(3):
+            pass
+    with winograd.allowed(4):
+        assert winograd.applicable(x, w) == 4
+        assert not winograd.applicable(x[:, :64, :64], w)          # small map
+        assert not winograd.applicable(x[..., :64], w[:, :64])     # few channels
+        assert winograd.applicable(x, w[:64], out_channels=128)    # concatenated weights
+        assert not winograd.applicable(x.double(), w.double())
+        assert not winograd.applicable(x[:, :126], w)              # 126 % 4
+        xg = x.clone().requires_grad_()
+        assert not winograd.applicable(xg, w)
+        with torch.no_grad():
+            assert winograd.applicable(xg, w)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert not winograd.applicable(x, w)
+    assert winograd.applicable(x, w) == 0                        # scope restored
 
 
 def _generator(tile):
     torch.manual_seed(0)
     gen = Generator(N_CLASSES, channels=8, num_blocks=4, z_dim=8, spade_hidden=16).eval()
-    for m in gen.modules():
-        if isinstance(m, (SPADE, SNConv2d)):
-            m.winograd_tile = tile
+    gen.winograd_tile = tile
     return gen
 
 
@@ -130,6 +127,9 @@ def test_generator_takes_winograd_in_inference_with_the_same_output(monkeypatch,
     assert rel(out, ref) < 1e-5
     calls.clear()
     gen(label, z).sum().backward()  # training (autograd): the direct convolutions
+    gen.fast_spade = False
+    with torch.no_grad():
+        assert rel(gen(label, z), ref) < 1e-5  # the official path: direct convolutions
     assert not calls
 
 
@@ -153,12 +153,13 @@ def test_official_size_spade_layer_matches_within_1e_5(monkeypatch):
     from oasisgan.nn.spade import LabelIndex
 
     index = LabelIndex(seg.argmax(1), 12, 3)
-    with torch.no_grad(), winograd.allowed():
-        fast = spade.forward_fast(x, index)
+    with torch.no_grad():
+        with winograd.allowed(4):
+            fast = spade.forward_fast(x, index)
         plain = spade(x, seg)
-        off = copy.deepcopy(spade)
-        off.winograd_tile = 0
-        direct = off.forward_fast(x, index)
+        direct = spade.forward_fast(x, index)
     assert calls == [1]
+    with torch.no_grad():
+        assert not calls[1:] and torch.equal(spade.forward_fast(x, index), direct)  # outside allowed()
     assert rel(fast, plain) < 1e-5
     assert rel(direct, plain) < 1e-5

@@ -235,8 +235,13 @@ class Generator(nn.Module):
     def forward_fast(self, label: torch.Tensor, ids: torch.Tensor, z: Optional[torch.Tensor] = None,
                      generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """The fast path: label convolutions from the ids, one LabelIndex per resolution."""
-        with winograd.allowed():
+        with winograd.allowed(self.winograd_tile):
             return self._forward_fast(label, ids, z, generator)
+
+    # Winograd F(m x m, 3x3) for the large 3x3 convolutions of CPU float32 inference on the fast
+    # path (SPADE's gamma/beta, the blocks' spectral-norm convs; nn/winograd.py): 4, 2 or 0 (off).
+    # A plain switch, per instance or class.
+    winograd_tile: int = 4
 
     def _forward_fast(self, label: torch.Tensor, ids: torch.Tensor, z: Optional[torch.Tensor],
                       generator: Optional[torch.Generator]) -> torch.Tensor:

@@ -94,19 +94,15 @@ class SNConv2d(nn.Conv2d):
         finally:
             self.__dict__.pop("_upsample_input", None)
 
-    # Winograd F(m x m, 3x3) tile for CPU float32 inference on large maps (nn/winograd.py;
-    # 3x3, stride 1, padding 1 convolutions only); 0: off. Per instance or class.
-    winograd_tile: int = 4
-
     def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]):
         if self.__dict__.get("_upsample_input"):
             return nearest2x_conv3x3(x, weight, bias)
-        tile = self.winograd_tile
-        if (tile and x.dim() == 4 and self.stride == (1, 1) and self.padding == (1, 1)
+        if (x.dim() == 4 and self.stride == (1, 1) and self.padding == (1, 1)
                 and self.dilation == (1, 1) and self.groups == 1 and self.padding_mode == "zeros"
                 and x.is_contiguous(memory_format=torch.channels_last)):
             xn = x.permute(0, 2, 3, 1)
-            if winograd.applicable(xn, weight, tile):
+            tile = winograd.applicable(xn, weight)  # only inside winograd.allowed()
+            if tile:
                 return winograd.conv3x3_padded(winograd.padded(xn), weight, bias, tile)
         return super()._conv_forward(x, weight, bias)
 

@@ -220,9 +220,6 @@ class SPADE(nn.Module):
     # Sparse modulation (fast path, broadcast noise) when at most this fraction of the pixels are
     # near a label boundary; 0 turns it off. A plain attribute: set it per instance or class.
     sparse_max_fraction: float = 0.0
-    # Winograd F(m x m, 3x3) for the gamma/beta convolution in CPU float32 inference on large
-    # maps (nn/winograd.py): 4, 2 or 0 (off). A plain attribute, per instance or class.
-    winograd_tile: int = 4
 
     def __init__(self, norm_nc: int, label_nc: int, kernel_size: int = 3, hidden: int = 128,
                  norm: str = "syncbatch"):
@@ -257,13 +254,13 @@ class SPADE(nn.Module):
             sp = index.sparse(self.sparse_max_fraction)
         if sp is None:
             raw = label_conv_nhwc(conv.weight, conv.bias, index)[0]             # (B, h, w, hid)
-            tile = self.winograd_tile
             out_nc = nc + (bt.out_channels if beta_proj is None else beta_proj.shape[0])
-            if (tile and g.kernel_size == (3, 3) and index.memory_format is torch.channels_last
-                    and winograd.applicable(raw, g.weight, tile, out_nc)):
+            tile = 0
+            if g.kernel_size == (3, 3) and index.memory_format is torch.channels_last:
+                tile = winograd.applicable(raw, g.weight, out_nc)
+            if tile:
                 actv = winograd.padded(raw, relu=True)                  # zero border for the conv
             else:
-                tile = 0
                 actv = raw.permute(0, 3, 1, 2)
                 # In place without autograd only: relu_ on this permuted view makes autograd clone it.
                 actv = actv.relu_() if not torch.is_grad_enabled() else torch.relu(actv)

@@ -78,33 +78,39 @@ _scope = threading.local()
 
 
 @contextlib.contextmanager
-def allowed() -> Iterator[None]:
-    """Let `applicable` say yes inside this block (the generator's fast path enters it), so that
-    the official path, tracing, export and other networks keep direct convolutions."""
-    previous = getattr(_scope, "on", False)
-    _scope.on = True
+def allowed(tile: int = 4) -> Iterator[None]:
+    """Inside this block `applicable` may pick F(tile x tile, 3x3) (0: never). The generator's
+    fast path enters it, so the official path, tracing, export and other networks keep direct
+    convolutions."""
+    if tile not in TILE_CHOICES:
+        raise ValueError(f"Winograd tile {tile!r}: use one of {TILE_CHOICES} (0: off)")
+    previous = getattr(_scope, "tile", 0)
+    _scope.tile = tile
     try:
         yield
     finally:
-        _scope.on = previous
+        _scope.tile = previous
 
 
-def applicable(x: torch.Tensor, weight: torch.Tensor, m: int, out_channels: int = 0) -> bool:
-    """True where `conv3x3_padded` computes F.conv2d(x, weight, padding=1) for `x` given as
-    (B, H, W, C) and pays: inside `allowed()`, float32 on the CPU, no autograd or autocast, H and W divisible by m,
-    at least MIN_PIXELS per image and MIN_CHANNELS in and out (`out_channels`, when given,
-    overrides the weight's: several weights concatenated into one convolution)."""
-    if not getattr(_scope, "on", False) or m not in POINTS or x.dim() != 4 or weight.shape[2:] != (3, 3):
-        return False
+def applicable(x: torch.Tensor, weight: torch.Tensor, out_channels: int = 0) -> int:
+    """The tile m for which `conv3x3_padded` computes F.conv2d(x, weight, padding=1), `x` given
+    as (B, H, W, C), and pays, or 0: inside `allowed(m)`, float32 on the CPU, no autograd or
+    autocast, H and W divisible by m, at least MIN_PIXELS per image and MIN_CHANNELS in and out
+    (`out_channels`, when given, overrides the weight's: weights concatenated into one
+    convolution)."""
+    m = getattr(_scope, "tile", 0)
+    if not m or x.dim() != 4 or weight.shape[2:] != (3, 3):
+        return 0
     if x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32:
-        return False
+        return 0
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
-        return False
+        return 0
     if torch.is_autocast_enabled("cpu"):
-        return False
+        return 0
     h, w = x.shape[1:3]
-    return (h % m == 0 and w % m == 0 and h * w >= MIN_PIXELS
-            and min(out_channels or weight.shape[0], weight.shape[1]) >= MIN_CHANNELS)
+    ok = (h % m == 0 and w % m == 0 and h * w >= MIN_PIXELS
+          and min(out_channels or weight.shape[0], weight.shape[1]) >= MIN_CHANNELS)
+    return m if ok else 0
 
 
 def padded(x: torch.Tensor, relu: bool = False) -> torch.Tensor:
