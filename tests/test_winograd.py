@@ -82,7 +82,8 @@ def test_applicable_only_for_cpu_float32_inference_on_large_maps():
             pass
     with winograd.allowed(4):
         assert winograd.applicable(x, w) == 4
-        assert not winograd.applicable(x[:, :64, :64], w)          # small map
+        assert not winograd.applicable(x[:, :16, :32], w)          # small map
+        assert winograd.applicable(x[:, :32, :32], w)
         assert not winograd.applicable(x[..., :64], w[:, :64])     # few channels
         assert winograd.applicable(x, w[:64], out_channels=128)    # concatenated weights
         assert not winograd.applicable(x.double(), w.double())
@@ -103,8 +104,8 @@ def _generator(tile):
     return gen
 
 
-@pytest.mark.parametrize("tile", [2, 4])
-def test_generator_takes_winograd_in_inference_with_the_same_output(monkeypatch, tile):
+@pytest.mark.parametrize("tile,layout", [(2, "channels_last"), (4, "channels_last"), (4, "contiguous")])
+def test_generator_takes_winograd_in_inference_with_the_same_output(monkeypatch, tile, layout):
     """With the size thresholds lowered to reach a small network: both SPADE's gamma/beta
     convolution and the residual blocks' spectral-norm convolutions run through Winograd in
     no-grad CPU float32 inference, and the image equals the direct path's."""
@@ -116,12 +117,12 @@ def test_generator_takes_winograd_in_inference_with_the_same_output(monkeypatch,
     ids = blob_labels(2, 64, 96, seed=3)
     label, z = onehot(ids), torch.randn(2, 8)
     gen = _generator(tile)
-    gen.memory_format = "channels_last"
+    gen.memory_format = layout
     with torch.no_grad():
         out = gen(label, z)
         calls_inference = len(calls)
         direct = _generator(0)
-        direct.memory_format = "channels_last"
+        direct.memory_format = layout
         ref = direct(label, z)
     assert calls_inference >= 6 and set(calls) == {tile}
     assert rel(out, ref) < 1e-5

@@ -255,9 +255,7 @@ class SPADE(nn.Module):
         if sp is None:
             raw = label_conv_nhwc(conv.weight, conv.bias, index)[0]             # (B, h, w, hid)
             out_nc = nc + (bt.out_channels if beta_proj is None else beta_proj.shape[0])
-            tile = 0
-            if g.kernel_size == (3, 3) and index.memory_format is torch.channels_last:
-                tile = winograd.applicable(raw, g.weight, out_nc)
+            tile = winograd.applicable(raw, g.weight, out_nc) if g.kernel_size == (3, 3) else 0
             if tile:
                 actv = winograd.padded(raw, relu=True)                  # zero border for the conv
             else:
@@ -280,6 +278,8 @@ class SPADE(nn.Module):
             bias = torch.cat((g.bias + 1, beta_b), dim=0)
             if tile:
                 gb = winograd.conv3x3_padded(actv, weight, bias, tile)
+                if index.memory_format is not torch.channels_last:
+                    gb = gb.contiguous(memory_format=index.memory_format)
             else:
                 gb = F.conv2d(actv, weight, bias, padding=g.padding)
             return gb[:, :nc], gb[:, nc:]

@@ -55,24 +55,27 @@ def _kron(m: int, dtype: torch.dtype, device: torch.device) -> Tuple[torch.Tenso
     return torch.kron(bt, bt).to(dtype=dtype, device=device), torch.kron(at, at).to(dtype=dtype, device=device)
 
 
-def transform_weight(weight: torch.Tensor, m: int) -> torch.Tensor:
-    """(C_out, C_in, 3, 3) -> ((m + 2)^2, C_in, C_out): G w G^T per filter, computed in float64."""
+@functools.lru_cache(maxsize=None)
+def _filter_transform(m: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     _, g, _ = matrices(m)
-    g = g.to(weight.device)
-    u = torch.einsum("ak,oikl,bl->abio", g, weight.detach().double(), g)
-    return u.reshape(-1, weight.shape[1], weight.shape[0]).to(weight.dtype).contiguous()
+    return torch.kron(g, g).to(dtype=dtype, device=device)                 # (a*a, 9)
 
 
-# Below this many pixels per image the transforms cost more than the saved multiply-adds
-# (SPADE's gamma/beta convolutions, 2 CPU threads: F(4x4) 1.4x at 256x256, 1.2-1.3x at 128x128,
-# 0.6-0.75x at 64x64; F(2x2) 0.7-1.1x everywhere).
-MIN_PIXELS = 128 * 128
-# Fewer input or output channels than this: the transforms dominate (128 -> 64 channels at
-# 256x256: 0.9x).
+def transform_weight(weight: torch.Tensor, m: int) -> torch.Tensor:
+    """(C_out, C_in, 3, 3) -> ((m + 2)^2, C_out, C_in): G w G^T per filter, as one matrix
+    product in the weight's dtype (no transposing copy: `conv3x3_padded` reads it transposed)."""
+    co, ci = weight.shape[:2]
+    kg = _filter_transform(m, weight.dtype, weight.device)
+    return torch.mm(kg, weight.detach().reshape(co * ci, 9).t()).view(-1, co, ci)
+
+
+# Where it pays, measured on the generator's layers (2 CPU threads, float32; docs/performance.md):
+# F(4x4) 1.3-2x faster than oneDNN's direct convolution from 32x32 maps up, not on 16x16 and
+# below, nor below 128 input or output channels (128 -> 64 channels at 256x256: 0.9x).
+MIN_PIXELS = 32 * 32
 MIN_CHANNELS = 128
 # Tiles per chunk: the transformed chunk ((m + 2)^2 x tiles x channels) stays in cache.
-CHUNK_TILES = 128
-
+CHUNK_TILES = 256
 
 _scope = threading.local()
 
@@ -94,12 +97,12 @@ def allowed(tile: int = 4) -> Iterator[None]:
 
 def applicable(x: torch.Tensor, weight: torch.Tensor, out_channels: int = 0) -> int:
     """The tile m for which `conv3x3_padded` computes F.conv2d(x, weight, padding=1), `x` given
-    as (B, H, W, C), and pays, or 0: inside `allowed(m)`, float32 on the CPU, no autograd or
-    autocast, H and W divisible by m, at least MIN_PIXELS per image and MIN_CHANNELS in and out
-    (`out_channels`, when given, overrides the weight's: weights concatenated into one
-    convolution)."""
-    m = getattr(_scope, "tile", 0)
-    if not m or x.dim() != 4 or weight.shape[2:] != (3, 3):
+    as (B, H, W, C), and pays, or 0: inside `allowed(m)`, float32 on the CPU,
+    no autograd or autocast, H and W divisible by m, at least MIN_PIXELS per image and
+    MIN_CHANNELS in and out (`out_channels`, when given, overrides the weight's: weights
+    concatenated into one convolution)."""
+    limit = getattr(_scope, "tile", 0)
+    if not limit or x.dim() != 4 or weight.shape[2:] != (3, 3):
         return 0
     if x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32:
         return 0
@@ -107,10 +110,10 @@ def applicable(x: torch.Tensor, weight: torch.Tensor, out_channels: int = 0) -> 
         return 0
     if torch.is_autocast_enabled("cpu"):
         return 0
+    if min(out_channels or weight.shape[0], weight.shape[1]) < MIN_CHANNELS:
+        return 0
     h, w = x.shape[1:3]
-    ok = (h % m == 0 and w % m == 0 and h * w >= MIN_PIXELS
-          and min(out_channels or weight.shape[0], weight.shape[1]) >= MIN_CHANNELS)
-    return m if ok else 0
+    return limit if h % limit == 0 and w % limit == 0 and h * w >= MIN_PIXELS else 0
 
 
 def padded(x: torch.Tensor, relu: bool = False) -> torch.Tensor:
@@ -142,7 +145,7 @@ def conv3x3_padded(xp: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.
     if xp.stride(3) != 1:
         xp = xp.contiguous()
     a = m + 2
-    u = transform_weight(weight, m)                                  # (a*a, C, C_out)
+    u = transform_weight(weight, m).transpose(1, 2)                  # (a*a, C, C_out)
     kin, kout = _kron(m, xp.dtype, xp.device)
     if out is None:
         out = xp.new_empty(b, h, w, co)
