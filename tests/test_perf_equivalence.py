@@ -130,6 +130,16 @@ def test_fast_path_is_taken_and_plain_is_not(monkeypatch):
     gen(label, torch.randn(1, 8))
 
 
+def test_label_ids_are_the_exact_class_ids_in_any_layout_and_dtype():
+    gen = small_generator()
+    ids = blob_labels(2, 16, 24, seed=7)
+    label = onehot(ids)
+    for lab in (label, label.contiguous(memory_format=torch.channels_last), label.bfloat16(),
+                label.double()):
+        out = gen.label_ids(lab)
+        assert out is not None and out.dtype == torch.int64 and torch.equal(out, ids)
+
+
 def test_soft_labels_fall_back_to_plain():
     gen = small_generator().eval()
     label = onehot(blob_labels(2, 16, 16))
@@ -142,6 +152,24 @@ def test_soft_labels_fall_back_to_plain():
     empty = label.clone()
     empty[1, :, 3, 3] = 0
     assert gen.label_ids(empty) is None
+    # the per-pixel sums are 1 but the mass is split, or a value is not 1, or not finite
+    split = label.clone()
+    split[0, :, 2, 2] = 0
+    split[0, :2, 2, 2] = 0.5
+    assert gen.label_ids(split) is None
+    scaled = label.clone()
+    scaled[1, :, 4, 4] *= 2
+    assert gen.label_ids(scaled) is None
+    nan = label.clone()
+    nan[0, 3, 1, 1] = float("nan")
+    assert gen.label_ids(nan) is None
+    # an empty pixel and a two-hot one: as many non-zeros as pixels, sums 0 and 2
+    swap = label.clone()
+    swap[0, :, 0, 0] = 0
+    c = int(label[0, :, 0, 1].argmax())
+    swap[0, (c + 1) % N_CLASSES, 0, 1] = 1
+    assert int(torch.count_nonzero(swap)) == 2 * 16 * 16
+    assert gen.label_ids(swap) is None
     z = torch.randn(2, 8)
     with torch.no_grad():
         gen.fast_spade = True
