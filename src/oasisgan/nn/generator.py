@@ -7,8 +7,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .layers import init_weights, set_fast_spectral_norm, settle_spectral_norms, spectral_norm
 from . import winograd
+from .layers import init_weights, set_fast_spectral_norm, settle_spectral_norms, spectral_norm
 from .spade import SPADE, LabelIndex, label_conv
 
 
