@@ -74,8 +74,10 @@ def transform_weight(weight: torch.Tensor, m: int) -> torch.Tensor:
 # below, nor below 128 input or output channels (128 -> 64 channels at 256x256: 0.9x).
 MIN_PIXELS = 32 * 32
 MIN_CHANNELS = 128
-# Tiles per chunk: the transformed chunk ((m + 2)^2 x tiles x channels) stays in cache.
-CHUNK_TILES = 256
+# Tiles per chunk and thread (256 per chunk measured best with 2 threads): the transformed
+# chunk ((m + 2)^2 x tiles x channels) stays in the threads' caches. These thresholds were
+# measured on a 2-core CPU only; on many-core CPUs check with benchmarks/bench_infer.py.
+CHUNK_TILES = 128
 
 _scope = threading.local()
 
@@ -148,7 +150,7 @@ def conv3x3_padded(xp: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.
     kin, kout = _kron(m, xp.dtype, xp.device)
     out = xp.new_empty(b, h, w, co)
     th, tw = h // m, w // m
-    rows = max(1, min(th, CHUNK_TILES // tw))
+    rows = max(1, min(th, CHUNK_TILES * torch.get_num_threads() // tw))
     sb, sh, sw, sc = xp.stride()
     for i in range(b):
         for r0 in range(0, th, rows):
