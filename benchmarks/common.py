@@ -117,6 +117,8 @@ VARIANTS = {
     "fast_batchd": (True, "none", False, False),
     "fast_bf16_batchd": (True, "bf16", False, False),
     "fast_bf16_cl_batchd": (True, "bf16", True, False),
+    # the fast path with direct convolutions only (Generator.winograd_tile = 0)
+    "fast_nowino": (True, "none", False, False),
 }
 
 
@@ -228,6 +230,8 @@ class Workload:
             from oasisgan.training.step import TrainStep
 
             g = Generator.from_config(cfg).to(dev)
+            if spec.variant.endswith("_nowino"):
+                g.winograd_tile = 0
             d = Discriminator.from_config(cfg).to(dev)
             ema = copy.deepcopy(g).requires_grad_(False)
             prepare_module(g, cl, comp)
@@ -244,6 +248,8 @@ class Workload:
             from oasisgan.labels import one_hot
 
             g = Generator.from_config(cfg).to(dev)
+            if spec.variant.endswith("_nowino"):
+                g.winograd_tile = 0
             # An EMA generator in eval mode: settle BN statistics as after training's re-collection.
             g.train()
             with torch.no_grad():
