@@ -216,22 +216,20 @@ class Workload:
                                          else "auto" if fast else "off"))
         self.cfg = cfg
         if dev.type == "cpu":  # as oasisgan's Trainer and CLI do
-            from oasisgan.allocator import tune_cpu_allocator
-
-            from oasisgan.allocator import INFERENCE_MODE
+            from oasisgan.allocator import INFERENCE_MODE, tune_cpu_allocator
 
             default = INFERENCE_MODE if spec.kind == "infer" else cfg.tune_malloc
             tune_cpu_allocator(os.environ.get("OASIS_BENCH_MALLOC", default))
         ids = realistic_labels(spec.batch, spec.res, spec.res, cfg.semantic_nc, seed=spec.seed)
         self.boundary = boundary_fraction(ids)
         self.label = ids.to(dev)
+        g = Generator.from_config(cfg).to(dev)
+        if spec.variant.endswith("_nowino"):
+            g.winograd_tile = 0
         if spec.kind == "train":
             from oasisgan.training.amp import Precision, prepare_module
             from oasisgan.training.step import TrainStep
 
-            g = Generator.from_config(cfg).to(dev)
-            if spec.variant.endswith("_nowino"):
-                g.winograd_tile = 0
             d = Discriminator.from_config(cfg).to(dev)
             ema = copy.deepcopy(g).requires_grad_(False)
             prepare_module(g, cl, comp)
@@ -247,9 +245,6 @@ class Workload:
         else:
             from oasisgan.labels import one_hot
 
-            g = Generator.from_config(cfg).to(dev)
-            if spec.variant.endswith("_nowino"):
-                g.winograd_tile = 0
             # An EMA generator in eval mode: settle BN statistics as after training's re-collection.
             g.train()
             with torch.no_grad():

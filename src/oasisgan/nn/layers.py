@@ -99,10 +99,9 @@ class SNConv2d(nn.Conv2d):
             return nearest2x_conv3x3(x, weight, bias)
         if (x.dim() == 4 and self.stride == (1, 1) and self.padding == (1, 1)
                 and self.dilation == (1, 1) and self.groups == 1 and self.padding_mode == "zeros"):
-            xn = x.permute(0, 2, 3, 1)
-            tile = winograd.applicable(xn, weight)  # only inside winograd.allowed()
+            tile = winograd.applicable(x.permute(0, 2, 3, 1), weight)  # inside winograd.allowed()
             if tile:
-                out = winograd.conv3x3_padded(winograd.padded(xn), weight, bias, tile)
+                out = winograd.conv3x3(x, weight, bias, tile)
                 return out if x.is_contiguous(memory_format=torch.channels_last) else out.contiguous()
         return super()._conv_forward(x, weight, bias)
 
