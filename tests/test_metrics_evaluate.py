@@ -69,7 +69,7 @@ def test_evaluate_api_restores_mode_and_is_seeded(toy, toy_root, reference_segme
     a = evaluate(g, cfg, toy_root, ("fsd", "miou", "msssim"), **kw)
     assert g.training  # mode restored
     b = evaluate(g, cfg, toy_root, ("fsd", "miou", "msssim"), **kw)  # real FSD statistics now cached
-    assert set(a) == {"fsd", "miou", "accuracy", "msssim"}
+    assert set(a) == {"fsd", "miou", "miou_ratio", "accuracy", "msssim"}
     assert a == pytest.approx(b)
     assert len(list((tmp_path / "stats").glob("fsd-*-val-64x64-*.npz"))) == 1
     assert all(math.isfinite(v) for v in a.values())
@@ -116,7 +116,7 @@ def test_cli_toy_run_writes_finite_sensible_json(toy, toy_root, reference_segmen
     assert rc == 0 and "Fréchet Segmenter Distance" in printed and "fsd" in printed
     res = json.loads(out.read_text())
     m = res["metrics"]
-    assert set(m) == {"fsd", "miou", "accuracy", "lpips", "msssim"}
+    assert set(m) == {"fsd", "miou", "miou_ratio", "accuracy", "lpips", "msssim"}
     assert all(isinstance(v, float) and math.isfinite(v) for v in m.values())
     assert m["fsd"] >= 0 and 0 <= m["miou"] <= 1 and 0 <= m["accuracy"] <= 1
     assert m["lpips"] >= 0 and 0 <= m["msssim"] <= 1 + 1e-9

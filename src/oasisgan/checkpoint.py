@@ -20,6 +20,8 @@ from typing import Any, Dict, Optional, Union
 
 import torch
 
+from .errors import first_line
+
 FORMAT, VERSION = "oasisgan", 1
 
 
@@ -103,7 +105,7 @@ def read_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise CheckpointError(
-            f"cannot read checkpoint {path}: {e.__class__.__name__}: {str(e).splitlines()[0]}\n"
+            f"cannot read checkpoint {path}: {e.__class__.__name__}: {first_line(e)}\n"
             "(official OASIS .pth files are converted with `oasis convert-official`)") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an oasisgan checkpoint (official OASIS checkpoints: "

@@ -41,6 +41,11 @@ class OASISConfig:
     spade_hidden: int = 128
     param_free_norm: str = "syncbatch"  # batch | syncbatch | instance
     spectral_norm: bool = True
+    # Xavier gain of the spectral-normed weights at initialisation (null: 0.02, the official
+    # gain of every conv). Spectral norm divides their scale out, so this sets only Adam's
+    # relative step: at 0.02 the first steps turn D's weights round, its logits explode and the
+    # spike stalls Adam for thousands of iterations (docs/quality.md). The toy preset uses 1.
+    sn_init_gain: Optional[float] = None
     # --- discriminator ---------------------------------------------------------------------
     channels_D: int = 64  # 64 gives the official widths 128,128,256,256,512,512 (and 64 at the end)
     # --- losses ----------------------------------------------------------------------------
@@ -137,6 +142,8 @@ class OASISConfig:
         for name in ("channels_G", "channels_D", "z_dim", "batch_size", "spade_hidden"):
             if getattr(self, name) < 1:
                 bad(name, "must be positive")
+        if self.sn_init_gain is not None and not self.sn_init_gain > 0:
+            bad("sn_init_gain", "must be positive (or null for the official 0.02)")
         if not 0.0 <= self.ema_decay < 1.0:
             bad("ema_decay", "must lie in [0, 1)")
         if self.class_names is not None and len(self.class_names) != self.semantic_nc:

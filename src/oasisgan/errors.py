@@ -20,3 +20,11 @@ def is_user_error(e: BaseException) -> bool:
     from .weights import WeightsError
 
     return isinstance(e, (OASISError, ConfigError, CheckpointError, WeightsError, FileNotFoundError))
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message, or its class name when the message is empty
+    (`str(e).splitlines()[0]` raises IndexError on an empty message, e.g. torch.load of a 0-byte
+    file)."""
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else e.__class__.__name__

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .errors import OASISError
+from .errors import OASISError, first_line
 
 
 class ExportError(OASISError, RuntimeError):
@@ -139,7 +139,7 @@ def export_onnx(model, out: Union[str, Path], height: Optional[int] = None, widt
                               output_names=["image"], dynamic_axes=dynamic_axes, opset_version=opset,
                               do_constant_folding=True, dynamo=False)
     except Exception as e:
-        raise ExportError(f"ONNX export failed: {e.__class__.__name__}: {str(e).splitlines()[0]}") from e
+        raise ExportError(f"ONNX export failed: {e.__class__.__name__}: {first_line(e)}") from e
     report: Dict[str, Any] = {"path": str(out), "inputs": names, "height": height, "width": width,
                               "dynamic_size": not static_size, "size_multiple": m, "opset": opset,
                               "max_abs_diff": None, "max_abs_diff_other_size": None, "checked": False}

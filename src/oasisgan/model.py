@@ -7,6 +7,7 @@ from typing import Optional, Union
 import torch
 
 from .checkpoint import CheckpointError, read_checkpoint
+from .errors import first_line
 from .config import OASISConfig
 from .nn import Discriminator, Generator
 from .synthesis import SynthesisMixin
@@ -17,7 +18,7 @@ def _load_into(module: torch.nn.Module, state, path, what: str) -> None:
         module.load_state_dict(state)
     except RuntimeError as e:
         raise CheckpointError(f"{path}: the {what} weights do not fit the config: "
-                              f"{str(e).splitlines()[0]} ...") from None
+                              f"{first_line(e)} ...") from None
 
 
 class OASISModel(SynthesisMixin):

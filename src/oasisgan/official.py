@@ -19,7 +19,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 import torch
 
 from .config import OFFICIAL_DATASET_MODES, OFFICIAL_OPTION_NAMES, OASISConfig, preset
-from .errors import OASISError
+from .errors import OASISError, first_line
 
 State = Dict[str, torch.Tensor]
 
@@ -160,7 +160,7 @@ def convert_official(src: Union[str, Path], out: Union[str, Path], which: str = 
         except RuntimeError as e:
             raise OfficialCheckpointError(
                 f"{files[part]} does not fit the {cfg.preset} architecture (channels_G={cfg.channels_G}, "
-                f"classes={cfg.semantic_nc}): {str(e).splitlines()[0]}; check --preset and overrides") from None
+                f"classes={cfg.semantic_nc}): {first_line(e)}; check --preset and overrides") from None
         return module
 
     ema = load_into(Generator.from_config(cfg, init=False), "EMA") if "EMA" in files else None

@@ -35,6 +35,9 @@ def register(sub) -> None:
     t.add_argument("--train", type=int, default=2000, help="training images (default 2000)")
     t.add_argument("--val", type=int, default=200, help="validation images (default 200)")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--appearances", type=int, default=1, metavar="K",
+                   help="also render each val label map with K-1 more looks in val_appearances/ "
+                        "(the real diversity that `oasis evaluate` compares with; default 1: none)")
     t.add_argument("--workers", type=int, default=None, help="processes (default: automatic)")
     t.set_defaults(func=run_toy)
 
@@ -63,10 +66,13 @@ def run_toy(args: argparse.Namespace) -> int:
     import time
 
     from ..data.toy import generate_toy
+    from ..errors import OASISError
 
+    if args.appearances < 1:
+        raise OASISError(f"--appearances must be at least 1, got {args.appearances}")
     t0 = time.perf_counter()
     out = generate_toy(args.out, size=args.size, n_train=args.train, n_val=args.val, seed=args.seed,
-                       workers=args.workers, progress=sys.stderr.isatty())
+                       workers=args.workers, progress=sys.stderr.isatty(), appearances=args.appearances)
     print(f"toy dataset: {args.train} train + {args.val} val images of {args.size}x{args.size} in {out} "
           f"({time.perf_counter() - t0:.1f} s); train with: oasis train --preset toy --data-root {out}")
     return 0

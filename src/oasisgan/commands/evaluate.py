@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 BENCHMARK_DEFAULT = "fid,miou,lpips,msssim"
-DATA_DEFINED_DEFAULT = "fsd,miou,lpips,msssim"
+DATA_DEFINED_DEFAULT = "fsd,miou,lpips,msssim,spread"
 
 
 def register(sub) -> None:
@@ -25,7 +25,7 @@ def register(sub) -> None:
     p.add_argument("--preset", default=None,
                    help="dataset layout preset (default: the checkpoint's)")
     p.add_argument("--metrics", default=None,
-                   help=f"comma-separated: fid, miou, lpips, msssim, fsd (default: {BENCHMARK_DEFAULT} for "
+                   help=f"comma-separated: fid, miou, lpips, msssim, spread, fsd (default: {BENCHMARK_DEFAULT} for "
                         f"the benchmarks, {DATA_DEFINED_DEFAULT} for custom/toy data; defaults whose "
                         "weights are missing are skipped, explicit ones fail)")
     p.add_argument("--out", required=True, metavar="FILE.json", help="write the results here")
@@ -147,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
     print(report.format_table())
     if "segmenter" in report.info and report.info["segmenter"].get("miou_on_real_val") is not None:
         print(f"(segmenter mIoU on real validation images: {report.info['segmenter']['miou_on_real_val']:.4f})")
+    if report.quality_summary():
+        print(report.quality_summary())
     if report.info.get("warning"):
         print(f"warning: {report.info['warning']}")
     print(f"results written to {path}")

@@ -222,13 +222,38 @@ def _render(rng: np.random.Generator, g: _Grid, lab: np.ndarray, info: Dict) -> 
     return np.clip(img + 0.5, 0, 255).astype(np.uint8)
 
 
-def toy_sample(seed: int, split: str, index: int, size: int = 64) -> Tuple[np.ndarray, np.ndarray]:
-    """One scene: (image uint8 (S, S, 3), label uint8 (S, S)); a pure function of its arguments."""
+def toy_sample(seed: int, split: str, index: int, size: int = 64,
+               appearance: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    """One scene: (image uint8 (S, S, 3), label uint8 (S, S)); a pure function of its arguments.
+
+    `appearance` k > 0 renders the same label map with its own draw of light, colours and
+    textures (k = 0 is the dataset's image): samples of the real distribution of looks of one
+    layout, against which a generator's diversity can be measured.
+    """
     rng = np.random.default_rng([int(seed), SPLIT_IDS[split], int(index), TOY_VERSION])
     g = _grid(size)
     scene = _pick(rng, SCENES, p=(0.25, 0.3, 0.25, 0.2))
     lab, info = _layout(rng, g, scene)
+    if appearance:
+        rng = np.random.default_rng([int(seed), SPLIT_IDS[split], int(index), TOY_VERSION, int(appearance)])
     return _render(rng, g, lab, info), lab
+
+
+APPEARANCES_DIR = "val_appearances"
+
+
+def appearance_paths(root: Union[str, Path]) -> Dict[str, List[Path]]:
+    """``{val label file name: [image of look 0, look 1, ...]}`` of a toy dataset written with
+    ``appearances`` > 1 (empty when it has none). Look 0 is the val image itself."""
+    folder = Path(root) / APPEARANCES_DIR
+    looks: Dict[str, List[Path]] = {}
+    if not folder.is_dir():
+        return looks
+    for p in sorted(folder.glob("*_*.png")):
+        stem, _, k = p.stem.rpartition("_")
+        if k.isdigit():
+            looks.setdefault(stem + ".png", []).append(p)
+    return looks
 
 
 _GRIDS: Dict[int, _Grid] = {}
@@ -241,19 +266,25 @@ def _grid(size: int) -> _Grid:
 
 
 def _write_range(args) -> int:
-    out, split, start, stop, size, seed = args
+    out, split, start, stop, size, seed, appearances = args
     img_dir, lab_dir = Path(out) / split / "images", Path(out) / split / "labels"
     for i in range(start, stop):
         im, lab = toy_sample(seed, split, i, size)
         Image.fromarray(im).save(img_dir / f"{i:05d}.png", compress_level=1)
         Image.fromarray(lab, mode="L").save(lab_dir / f"{i:05d}.png", compress_level=1)
+        for k in range(1, appearances if split == "val" else 1):
+            look, _ = toy_sample(seed, split, i, size, appearance=k)
+            Image.fromarray(look).save(Path(out) / APPEARANCES_DIR / f"{i:05d}_{k}.png", compress_level=1)
     return stop - start
 
 
 def generate_toy(out: Union[str, Path], size: int = 64, n_train: int = 2000, n_val: int = 200, seed: int = 0,
-                 workers: Optional[int] = None, progress: bool = False, overwrite: bool = True) -> Path:
+                 workers: Optional[int] = None, progress: bool = False, overwrite: bool = True,
+                 appearances: int = 1) -> Path:
     """Write the toy dataset to `out` (custom layout + classes.yaml); returns `out`.
 
+    ``appearances`` K > 1 also writes ``val_appearances/<i>_<k>.png``, k = 1..K-1: each val label
+    map rendered with K-1 further looks (`toy_sample`), the truth for diversity metrics.
     With ``overwrite=False`` an existing dataset with the same parameters is kept as is.
     ``workers``: processes (default: 1 for small jobs, else up to 2 / the CPU count).
     """
@@ -261,9 +292,13 @@ def generate_toy(out: Union[str, Path], size: int = 64, n_train: int = 2000, n_v
 
     if size < 16 or size % 16:
         raise ValueError(f"toy size must be a multiple of 16 (>= 16), got {size}")
+    if appearances < 1:
+        raise ValueError(f"appearances must be at least 1, got {appearances}")
     out = Path(out)
     meta = {"generator": "oasisgan.toy", "version": TOY_VERSION, "size": size, "n_train": n_train,
             "n_val": n_val, "seed": seed}
+    if appearances > 1:
+        meta["appearances"] = appearances
     meta_path = out / "toy.json"
     if not overwrite and meta_path.is_file():
         try:
@@ -277,13 +312,19 @@ def generate_toy(out: Union[str, Path], size: int = 64, n_train: int = 2000, n_v
             d.mkdir(parents=True, exist_ok=True)
             for old in d.glob("*.png"):  # stale files of an earlier, larger generation
                 old.unlink()
+    looks = out / APPEARANCES_DIR
+    if looks.is_dir():
+        for old in looks.glob("*.png"):
+            old.unlink()
+    if appearances > 1:
+        looks.mkdir(parents=True, exist_ok=True)
     if meta_path.exists():
         meta_path.unlink()
     write_classes_file(out / "classes.yaml", [n for n, _ in TOY_CLASSES], [c for _, c in TOY_CLASSES], dontcare=0)
     jobs = []
     chunk = 100
     for split, n in (("train", n_train), ("val", n_val)):
-        jobs += [(str(out), split, s, min(s + chunk, n), size, seed) for s in range(0, n, chunk)]
+        jobs += [(str(out), split, s, min(s + chunk, n), size, seed, appearances) for s in range(0, n, chunk)]
     total = n_train + n_val
     if workers is None:
         workers = 1 if total * size * size <= 64 * 64 * 400 else min(2, os.cpu_count() or 1)

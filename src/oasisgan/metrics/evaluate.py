@@ -22,7 +22,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 
-METRICS = ("fid", "miou", "lpips", "msssim", "fsd")
+METRICS = ("fid", "miou", "lpips", "msssim", "spread", "fsd")
 # What each reported key means, and whether lower is better.
 METRIC_INFO: Dict[str, Tuple[str, bool]] = {
     "fid": ("Fréchet Inception Distance (pytorch-fid InceptionV3)", True),
@@ -31,6 +31,11 @@ METRIC_INFO: Dict[str, Tuple[str, bool]] = {
     "lpips": ("mean LPIPS between samples of one label map (diversity)", False),
     "msssim": ("mean MS-SSIM between samples of one label map (lower = more diverse)", True),
     "fsd": ("Fréchet Segmenter Distance (reference U-Net features; not FID)", True),
+    "miou_ratio": ("mIoU on generated images / the segmenter's mIoU on the real ones", False),
+    "spread": ("per-pixel std (0-255) between samples of one label map (diversity)", False),
+    "spread_real": ("the same between the real looks of one label map (toy --appearances)", False),
+    "spread_ratio": ("spread / spread_real: generated diversity against the real one", False),
+    "msssim_real": ("mean MS-SSIM between the real looks of one label map", True),
 }
 
 
@@ -46,7 +51,8 @@ def parse_metrics(metrics: Union[str, Sequence[str]]) -> Tuple[str, ...]:
     out = []
     for m in metrics:
         m = m.lower().replace("-", "")
-        m = {"ms_ssim": "msssim", "ssim": "msssim", "iou": "miou", "diversity": "lpips"}.get(m, m)
+        m = {"ms_ssim": "msssim", "ssim": "msssim", "iou": "miou", "diversity": "lpips",
+             "std": "spread"}.get(m, m)
         if m not in METRICS:
             raise OASISError(f"unknown metric {m!r}: choose from {', '.join(METRICS)}")
         if m not in out:
@@ -64,14 +70,23 @@ class EvalReport:
         return {"metrics": self.metrics, "skipped": self.skipped, **self.info}
 
     def format_table(self) -> str:
-        lines = [f"{'metric':<10} {'value':>12}  meaning"]
+        lines = [f"{'metric':<12} {'value':>10}  meaning"]
         for k, v in self.metrics.items():
             text, low = METRIC_INFO.get(k, (k, True))
             arrow = "lower is better" if low else "higher is better"
-            lines.append(f"{k:<10} {v:>12.4f}  {text}, {arrow}")
+            lines.append(f"{k:<12} {v:>10.4f}  {text}, {arrow}")
         for k, why in self.skipped.items():
-            lines.append(f"{k:<10} {'skipped':>12}  {why.splitlines()[0]}")
+            lines.append(f"{k:<12} {'skipped':>10}  {why.splitlines()[0]}")
         return "\n".join(lines)
+
+    def quality_summary(self) -> Optional[str]:
+        """One line of the figures that compare with the real data, when they were measured."""
+        m, parts = self.metrics, []
+        if "miou_ratio" in m:
+            parts.append(f"generated images are segmented at {m['miou_ratio']:.2f} of the real images' mIoU")
+        if "spread_ratio" in m:
+            parts.append(f"noises vary them {m['spread_ratio']:.2f} as much as the real looks vary")
+        return ("quality: " + "; ".join(parts)) if parts else None
 
 
 def _unwrap(generator):
@@ -330,18 +345,23 @@ def evaluate_report(generator, cfg, data_root=None, metrics: Union[str, Sequence
                 report.info["fid_real_stats"] = str(fid_path) if fid_path else None
             if seg is not None:
                 report.metrics["miou"] = score.miou
+                real = getattr(seg, "real_miou", None)
+                if real:
+                    report.metrics["miou_ratio"] = score.miou / real
                 report.metrics["accuracy"] = score.accuracy
                 report.info["per_class_iou"] = score.per_class()
             if fsd_seg is not None:
                 report.metrics["fsd"] = _frechet("fsd", real_fsd, feats, fsd_path, split, nonfinite)
         # ---- pass 2: diversity -----------------------------------------------------------------
-        want_ms = "msssim" in wanted
-        if lp is not None or want_ms:
-            _diversity(gen, cfg, dataset, lp, want_ms, samples, diversity_maps, batch_size, seed + 1,
-                       gen_device, dev, progress, report)
+        want_ms, want_spread = "msssim" in wanted, "spread" in wanted
+        if lp is not None or want_ms or want_spread:
+            _diversity(gen, cfg, dataset, lp, want_ms, want_spread, samples, diversity_maps, batch_size,
+                       seed + 1, gen_device, dev, progress, report, data_root)
     finally:
         gen.train(was_training)
-    report.metrics = {k: report.metrics[k] for k in ("fid", "fsd", "miou", "accuracy", "lpips", "msssim")
+    report.metrics = {k: report.metrics[k] for k in ("fid", "fsd", "miou", "miou_ratio", "accuracy", "lpips",
+                                                     "msssim", "msssim_real", "spread", "spread_real",
+                                                     "spread_ratio")
                       if k in report.metrics}
     report.info["seconds"] = round(time.time() - t0, 2)
     return report
@@ -420,8 +440,37 @@ def _progress(it, desc, enabled):
     return tqdm(it, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True)
 
 
-def _diversity(gen, cfg, dataset, lp, want_ms, samples, n_maps, batch_size, seed, gen_device, dev,
-               progress, report):
+def pixel_spread(images: torch.Tensor) -> float:
+    """Diversity of K images of one label map ((K, 3, H, W) in [-1, 1]): the per-pixel standard
+    deviation across them (unbiased, so K samples and K' real looks compare), averaged over pixels
+    and channels, in 0-255 units."""
+    return float(images.float().std(dim=0, correction=1).mean()) * 127.5
+
+
+def _real_looks(dataset, index: int, looks, cfg) -> Optional[torch.Tensor]:
+    """The real looks of item `index` ((K, 3, H, W) in [-1, 1]): its image and the other renders of
+    its label map (`oasis data toy --appearances K`); None when it has none."""
+    from PIL import Image
+
+    from ..data.transforms import BICUBIC, image_to_tensor
+
+    item = dataset[index]
+    files = looks.get(Path(str(item.get("name", ""))).name)
+    if not files:
+        return None
+    imgs = [torch.as_tensor(item["image"])]
+    for f in files:
+        with Image.open(f) as im:
+            im = im.convert("RGB")
+            if im.size != (cfg.width, cfg.height):
+                im = im.resize((cfg.width, cfg.height), BICUBIC)
+            imgs.append(image_to_tensor(im))
+    return torch.stack(imgs)
+
+
+def _diversity(gen, cfg, dataset, lp, want_ms, want_spread, samples, n_maps, batch_size, seed, gen_device,
+               dev, progress, report, data_root=None):
+    from ..data.toy import appearance_paths
     from ..errors import OASISError
     from ..labels import one_hot
     from .diversity import ms_ssim, pairwise_mean
@@ -431,7 +480,10 @@ def _diversity(gen, cfg, dataset, lp, want_ms, samples, n_maps, batch_size, seed
     n = _dataset_len(dataset)
     n_maps = n if n_maps is None or n_maps <= 0 else min(n_maps, n)
     rng = torch.Generator().manual_seed(seed)
-    lp_total = ms_total = 0.0
+    looks = appearance_paths(data_root) if data_root is not None and (want_spread or want_ms) else {}
+    lp_total = ms_total = spread_total = 0.0
+    real_spread = real_ms = 0.0
+    real_maps = 0
     for i in _progress(range(n_maps), "evaluate diversity", progress):
         label = torch.as_tensor(dataset[i]["label"])[None].to(gen_device)
         imgs = []
@@ -444,8 +496,26 @@ def _diversity(gen, cfg, dataset, lp, want_ms, samples, n_maps, batch_size, seed
             lp_total += pairwise_mean(lambda a, b: lp(a, b), imgs, batch_size)
         if want_ms:
             ms_total += pairwise_mean(lambda a, b: ms_ssim((a + 1) / 2, (b + 1) / 2), imgs, batch_size)
+        if want_spread:
+            spread_total += pixel_spread(imgs)
+        real = _real_looks(dataset, i, looks, cfg) if looks else None
+        if real is not None:
+            real_maps += 1
+            real_spread += pixel_spread(real)
+            if want_ms:
+                real_ms += pairwise_mean(lambda a, b: ms_ssim((a + 1) / 2, (b + 1) / 2), real.to(dev),
+                                         batch_size)
     if lp is not None:
         report.metrics["lpips"] = lp_total / n_maps
     if want_ms:
         report.metrics["msssim"] = ms_total / n_maps
+        if real_maps:
+            report.metrics["msssim_real"] = real_ms / real_maps
+    if want_spread:
+        report.metrics["spread"] = spread_total / n_maps
+        if real_maps:
+            report.metrics["spread_real"] = real_spread / real_maps
+            report.metrics["spread_ratio"] = report.metrics["spread"] / max(report.metrics["spread_real"], 1e-8)
+    if real_maps:
+        report.info["real_looks"] = {"label_maps": real_maps, "looks_per_map": 1 + len(next(iter(looks.values())))}
     report.info["diversity"] = {"samples_per_map": samples, "label_maps": n_maps, "pairs": "all"}

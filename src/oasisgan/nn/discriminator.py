@@ -1,7 +1,7 @@
 """The OASIS discriminator: a U-Net segmentation network with N+1 output channels."""
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional
 
 import torch
 import torch.nn as nn
@@ -99,7 +99,8 @@ class Discriminator(nn.Module):
     """forward(image (B,3,H,W) in [-1,1]) -> logits (B, N+1, H, W); channel 0 is "fake"."""
 
     def __init__(self, semantic_nc: int, channels: int = 64, num_blocks: int = 6,
-                 spectral_norm: bool = True, init: bool = True, fast: bool = True):
+                 spectral_norm: bool = True, init: bool = True, fast: bool = True,
+                 sn_init_gain: Optional[float] = None):
         super().__init__()
         self.semantic_nc, self.num_blocks = semantic_nc, num_blocks
         self.channels = c = discriminator_widths(channels, num_blocks)
@@ -112,7 +113,7 @@ class Discriminator(nn.Module):
         self.body_up = nn.ModuleList(up)
         self.layer_up_last = nn.Conv2d(channels, semantic_nc + 1, 1, 1, 0)
         if init:
-            init_weights(self)
+            init_weights(self, sn_gain=sn_init_gain)
             settle_spectral_norms(self)
         self.fast = fast
 
@@ -132,7 +133,7 @@ class Discriminator(nn.Module):
     @classmethod
     def from_config(cls, cfg, init: bool = True) -> "Discriminator":
         return cls(cfg.semantic_nc, cfg.channels_D, cfg.num_res_blocks, cfg.spectral_norm, init=init,
-                   fast=getattr(cfg, "fast_spade", True))
+                   fast=getattr(cfg, "fast_spade", True), sn_init_gain=cfg.sn_init_gain)
 
     # Activation layout with `fast` on, as the generator's: "auto" (channels_last for maps of at
     # least `channels_last_min_pixels` pixels, batch included, where its kernels are faster;

@@ -118,7 +118,7 @@ class Generator(nn.Module):
     def __init__(self, semantic_nc: int, channels: int = 64, num_blocks: int = 6, z_dim: int = 64,
                  noise_3d: bool = True, spade_ks: int = 3, spade_hidden: int = 128,
                  norm: str = "syncbatch", spectral_norm: bool = True, init: bool = True,
-                 fast_spade: bool = True):
+                 fast_spade: bool = True, sn_init_gain: Optional[float] = None):
         super().__init__()
         self.semantic_nc, self.z_dim, self.noise_3d = semantic_nc, z_dim, noise_3d
         self.spade_ks = spade_ks
@@ -133,7 +133,7 @@ class Generator(nn.Module):
         self.up = nn.Upsample(scale_factor=2)
         self.conv_img = nn.Conv2d(self.channels[-1], 3, 3, padding=1)
         if init:
-            init_weights(self)
+            init_weights(self, sn_gain=sn_init_gain)
             settle_spectral_norms(self)
         self.fast_spade = fast_spade
 
@@ -151,7 +151,7 @@ class Generator(nn.Module):
     def from_config(cls, cfg, init: bool = True) -> "Generator":
         return cls(cfg.semantic_nc, cfg.channels_G, cfg.num_res_blocks, cfg.z_dim, cfg.noise_3d,
                    cfg.spade_ks, cfg.spade_hidden, cfg.param_free_norm, cfg.spectral_norm, init=init,
-                   fast_spade=getattr(cfg, "fast_spade", True))
+                   fast_spade=getattr(cfg, "fast_spade", True), sn_init_gain=cfg.sn_init_gain)
 
     @property
     def size_multiple(self) -> int:

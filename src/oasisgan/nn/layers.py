@@ -183,16 +183,21 @@ def param_free_norm(kind: str, channels: int) -> nn.Module:
     raise ValueError(f"unknown param-free norm {kind!r}: use batch, syncbatch or instance")
 
 
-def init_weights(net: nn.Module, gain: float = 0.02) -> None:
+def init_weights(net: nn.Module, gain: float = 0.02, sn_gain: Optional[float] = None) -> None:
     """The official initialisation: xavier_normal_(gain) on conv/linear weights, zero biases.
 
     With old-style spectral norm `module.weight` shares storage with `weight_orig`, so the
     official in-place init reaches the parameter; we write `weight_orig` directly instead.
+    `sn_gain` (default: `gain`, as the official code) is the gain of the spectral-normed
+    weights. Spectral norm divides their scale out of the function, so it only sets Adam's
+    relative step size: at 0.02 the weights are ~1e-3 and the first steps of lr 4e-4 turn them
+    round (docs/quality.md).
     """
     for m in net.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
-            w = m.weight_orig if hasattr(m, "weight_orig") else m.weight
-            nn.init.xavier_normal_(w.data, gain=gain)
+            sn = hasattr(m, "weight_orig")
+            w = m.weight_orig if sn else m.weight
+            nn.init.xavier_normal_(w.data, gain=sn_gain if sn and sn_gain is not None else gain)
             if m.bias is not None:
                 nn.init.constant_(m.bias.data, 0.0)
         elif isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:

@@ -36,7 +36,7 @@ import torch.nn as nn
 from ..allocator import tune_cpu_allocator
 from ..checkpoint import CheckpointError, atomic_save, make_checkpoint, read_checkpoint
 from ..config import ConfigError, OASISConfig
-from ..errors import DataError, OASISError
+from ..errors import DataError, OASISError, first_line
 from ..labels import one_hot
 from ..nn import Discriminator, Generator
 from . import distributed as D
@@ -270,7 +270,7 @@ class Trainer:
                 if extra:
                     load_buffers(ema, extra)
         except (RuntimeError, TypeError, KeyError) as e:
-            raise CheckpointError(f"{path}: cannot restore the networks: {str(e).splitlines()[0]}") from None
+            raise CheckpointError(f"{path}: cannot restore the networks: {first_line(e)}") from None
 
     def _load_training_state(self, tr: Dict[str, Any]) -> None:
         cfg, ctx = self.cfg, self.ctx

@@ -21,7 +21,7 @@ from typing import Optional, Sequence, Union
 import torch
 import torch.nn as nn
 
-from ...errors import OASISError
+from ...errors import OASISError, first_line
 from .common import (INPUT_CONVENTIONS, Segmenter, identity_label_map, label_map_from_spec,
                      load_original_state_dict)
 from .deeplab import DEEPLAB_FILENAME, DEEPLAB_URL, DeepLabV2MSC, build_deeplab_segmenter
@@ -79,7 +79,7 @@ def torchscript_segmenter(path: Union[str, Path], cfg, class_map=None, input_ran
             warnings.simplefilter("ignore", DeprecationWarning)
             net = torch.jit.load(str(path), map_location="cpu")
     except Exception as e:
-        raise OASISError(f"cannot load TorchScript segmenter {path}: {str(e).splitlines()[0]}") from None
+        raise OASISError(f"cannot load TorchScript segmenter {path}: {first_line(e)}") from None
     if input_range not in INPUT_CONVENTIONS:
         raise OASISError(f"unknown segmenter input range {input_range!r}: use one of {', '.join(INPUT_CONVENTIONS)}")
     n_labels = cfg.semantic_nc
@@ -214,7 +214,7 @@ def _load_segmenter(spec, cfg, *, weights, class_map, input_range, input_size, d
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise WeightsError(f"cannot read segmenter {path}: {str(e).splitlines()[0]}") from None
+        raise WeightsError(f"cannot read segmenter {path}: {first_line(e)}") from None
     if is_segmenter_checkpoint(obj):
         return build_reference_segmenter(read_segmenter_checkpoint(path), n, path=path).to(device)
     state = load_state_dict_file(path, "segmenter weights")

@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ...errors import first_line
 from .common import Segmenter, identity_label_map
 
 SEGMENTER_FORMAT = "oasisgan-segmenter"
@@ -96,7 +97,7 @@ def read_segmenter_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise WeightsError(f"cannot read segmenter {path}: {e.__class__.__name__}: {str(e).splitlines()[0]}") from None
+        raise WeightsError(f"cannot read segmenter {path}: {e.__class__.__name__}: {first_line(e)}") from None
     if not is_segmenter_checkpoint(ckpt):
         raise WeightsError(f"{path} is not an oasisgan reference segmenter (made by `oasis segmenter train`)")
     if ckpt.get("version", 0) > SEGMENTER_VERSION:

@@ -1,0 +1,143 @@
+#!/usr/bin/env python
+"""Image quality over training: evaluate every checkpoint of one or more runs, write JSON and a plot.
+
+    python scripts/quality_curve.py --data-root data/toy --runs runs/toy [runs/other ...] \\
+        [--segmenter data/toy/reference_segmenter.pt] --out docs/images/quality_curve.png
+
+For each run, each ``checkpoints/iter_<N>.ckpt`` (and ``latest.ckpt`` when it is newer) is
+evaluated with `oasisgan.metrics.evaluate_report` on the validation split: mIoU of the EMA
+generator's images under the reference segmenter, as a ratio to the segmenter's mIoU on the real
+images; FSD; and the per-pixel spread between noises as a ratio to the spread between the real
+looks of each label map (`oasis data toy --appearances K`). Writes ``<out>.json`` and a PNG with
+one panel per figure (drawn with PIL: no plotting library needed).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+import torch
+
+
+def checkpoints(run: Path):
+    """(iteration, path) of a run's checkpoints, in order."""
+    found = {}
+    for p in (run / "checkpoints").glob("iter_*.ckpt"):
+        m = re.fullmatch(r"iter_(\d+)\.ckpt", p.name)
+        if m:
+            found[int(m.group(1))] = p
+    latest = run / "checkpoints" / "latest.ckpt"
+    if latest.is_file():
+        from oasisgan.checkpoint import read_checkpoint
+
+        it = int((read_checkpoint(latest).get("training") or {}).get("iteration", 0))
+        found.setdefault(it, latest)
+    return sorted(found.items())
+
+
+def evaluate_run(run: Path, data_root: Path, segmenter, args) -> List[Dict]:
+    from oasisgan import load
+    from oasisgan.metrics import evaluate_report
+
+    rows = []
+    for it, path in checkpoints(run):
+        torch.manual_seed(0)
+        model = load(path)
+        report = evaluate_report(model, model.config, data_root, ("miou", "fsd", "spread"), segmenter=segmenter,
+                                 fsd_segmenter=segmenter, max_images=args.max_images, samples=args.samples,
+                                 diversity_maps=args.diversity_maps, progress=False, use_cache=False)
+        row = {"iteration": it, **{k: float(v) for k, v in report.metrics.items()}}
+        rows.append(row)
+        print(json.dumps({"run": str(run), **row}), flush=True)
+    return rows
+
+
+COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (23, 190, 207)]
+
+
+def plot(curves: Dict[str, List[Dict]], out: Path, panels, targets) -> None:
+    """A small line plot per metric, runs as coloured lines (PIL only)."""
+    from PIL import Image, ImageDraw
+
+    pw, ph, margin = 360, 240, 48
+    img = Image.new("RGB", (pw * len(panels), ph + 40 + 18 * len(curves)), "white")
+    draw = ImageDraw.Draw(img)
+    xmax = max((r["iteration"] for rows in curves.values() for r in rows), default=1) or 1
+    for k, (key, title) in enumerate(panels):
+        x0, y0, x1, y1 = k * pw + margin, 30, (k + 1) * pw - 16, ph - 24
+        vals = [r[key] for rows in curves.values() for r in rows if key in r]
+        ymax = max(vals + [targets.get(key, 0), 1e-6]) * 1.1
+        ymin = 0.0
+        draw.text((x0, 8), title, fill="black")
+        draw.rectangle((x0, y0, x1, y1), outline="black")
+        for t in range(5):  # y ticks
+            v = ymin + (ymax - ymin) * t / 4
+            y = y1 - (y1 - y0) * t / 4
+            draw.line((x0 - 4, y, x0, y), fill="black")
+            draw.text((k * pw + 4, y - 6), f"{v:.2f}" if ymax < 10 else f"{v:.0f}", fill="black")
+        for t in range(5):  # x ticks
+            v = xmax * t / 4
+            x = x0 + (x1 - x0) * t / 4
+            draw.line((x, y1, x, y1 + 4), fill="black")
+            draw.text((x - 10, y1 + 6), f"{v:.0f}", fill="black")
+        if key in targets:
+            y = y1 - (y1 - y0) * (targets[key] - ymin) / (ymax - ymin)
+            for xs in range(int(x0), int(x1), 8):
+                draw.line((xs, y, xs + 4, y), fill=(120, 120, 120))
+
+        def pos(r):
+            return (x0 + (x1 - x0) * r["iteration"] / xmax, y1 - (y1 - y0) * (r[key] - ymin) / (ymax - ymin))
+
+        for c, rows in enumerate(curves.values()):
+            pts = [pos(r) for r in rows if key in r]
+            colour = COLOURS[c % len(COLOURS)]
+            if len(pts) > 1:
+                draw.line(pts, fill=colour, width=2)
+            for x, y in pts:
+                draw.ellipse((x - 3, y - 3, x + 3, y + 3), fill=colour)
+    for c, name in enumerate(curves):
+        y = ph + 10 + 18 * c
+        draw.rectangle((margin, y + 3, margin + 14, y + 11), fill=COLOURS[c % len(COLOURS)])
+        draw.text((margin + 20, y), name, fill="black")
+    draw.text((img.width - 170, ph + 10), "x: iteration; dashed: target", fill=(90, 90, 90))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    img.save(out)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-root", required=True, type=Path)
+    ap.add_argument("--runs", nargs="+", required=True, type=Path, help="run directories (NAME=DIR to label)")
+    ap.add_argument("--segmenter", default=None, help="reference segmenter (default: DATA_ROOT/reference_segmenter.pt)")
+    ap.add_argument("--out", type=Path, default=Path("quality_curve.png"))
+    ap.add_argument("--max-images", type=int, default=None, help="validation images for mIoU / FSD")
+    ap.add_argument("--samples", type=int, default=4, help="noises per label map for the spread")
+    ap.add_argument("--diversity-maps", type=int, default=50)
+    ap.add_argument("--replot", action="store_true", help="only redraw the plot from <out>.json")
+    args = ap.parse_args()
+    torch.set_grad_enabled(False)
+    seg = args.segmenter or str(args.data_root / "reference_segmenter.pt")
+    data_path = args.out.with_suffix(".json")
+    if args.replot:
+        curves = json.loads(data_path.read_text())["runs"]
+    else:
+        curves = {}
+        for spec in args.runs:
+            name, _, d = str(spec).partition("=")
+            run = Path(d) if d else Path(name)
+            curves[name if d else run.name] = evaluate_run(run, args.data_root, seg, args)
+        data_path.write_text(json.dumps({"data_root": str(args.data_root), "segmenter": seg, "runs": curves},
+                                        indent=1) + "\n")
+    panels = [("miou_ratio", "mIoU generated / real"), ("spread_ratio", "diversity / real diversity"),
+              ("fsd", "FSD (lower is better)")]
+    plot(curves, args.out, panels, {"miou_ratio": 0.8, "spread_ratio": 0.5})
+    print(f"wrote {args.out} and {data_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""The tools behind the quality figures: toy looks of one layout, the spread metric against the
+real looks, and the initialisation gain of the spectral-normed weights."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from oasisgan.checkpoint import save_checkpoint
+from oasisgan.cli import main
+from oasisgan.config import ConfigError, preset
+from oasisgan.data import config_for_root
+from oasisgan.data.toy import APPEARANCES_DIR, appearance_paths, generate_toy, toy_sample
+from oasisgan.metrics import evaluate_report
+from oasisgan.metrics.evaluate import pixel_spread
+from oasisgan.nn import Discriminator, Generator
+
+
+def test_appearances_share_the_layout_and_differ_in_look():
+    img0, lab0 = toy_sample(0, "val", 3)
+    looks = [toy_sample(0, "val", 3, appearance=k) for k in range(1, 6)]
+    assert np.array_equal(toy_sample(0, "val", 3, appearance=0)[0], img0)  # look 0 is the image
+    for img, lab in looks:
+        assert np.array_equal(lab, lab0)
+        assert np.abs(img.astype(int) - img0.astype(int)).mean() > 3
+    again, _ = toy_sample(0, "val", 3, appearance=2)
+    assert np.array_equal(again, looks[1][0])
+
+
+def test_generate_with_appearances_and_cli(tmp_path):
+    root = generate_toy(tmp_path / "t", size=32, n_train=4, n_val=3, appearances=3, workers=1)
+    looks = appearance_paths(root)
+    assert sorted(looks) == ["00000.png", "00001.png", "00002.png"]
+    assert [p.name for p in looks["00001.png"]] == ["00001_1.png", "00001_2.png"]
+    assert np.array_equal(np.asarray(Image.open(looks["00002.png"][1])), toy_sample(0, "val", 2, 32, 2)[0])
+    assert json.loads((root / "toy.json").read_text())["appearances"] == 3
+    # regenerating without looks removes them; the custom loader never sees them
+    generate_toy(root, size=32, n_train=4, n_val=3, workers=1)
+    assert appearance_paths(root) == {} and not list((root / APPEARANCES_DIR).glob("*.png"))
+    assert main(["data", "toy", "--out", str(tmp_path / "c"), "--size", "32", "--train", "2", "--val", "2",
+                 "--appearances", "2"]) == 0
+    assert len(appearance_paths(tmp_path / "c")) == 2
+    assert main(["data", "toy", "--out", str(tmp_path / "d"), "--appearances", "0"]) == 2
+
+
+def test_pixel_spread():
+    x = torch.zeros(4, 3, 8, 8)
+    assert pixel_spread(x) == 0.0
+    x[0], x[1] = 1.0, -1.0   # per pixel: values 1, -1, 0, 0 -> unbiased std sqrt(2/3)
+    assert pixel_spread(x) == pytest.approx(127.5 * (2 / 3) ** 0.5, rel=1e-6)
+
+
+def test_evaluate_spread_against_real_looks(tmp_path):
+    root = generate_toy(tmp_path / "t", size=32, n_train=8, n_val=4, appearances=4, workers=1)
+    cfg = config_for_root("toy", root, crop_size=32, load_size=32, channels_G=4, spade_hidden=8, channels_D=4)
+    torch.manual_seed(0)
+    g = Generator.from_config(cfg)
+    rep = evaluate_report(g, cfg, root, "spread,msssim", samples=3, diversity_maps=4, progress=False)
+    m = rep.metrics
+    assert m["spread"] > 0 and m["spread_real"] > 5
+    assert m["spread_ratio"] == pytest.approx(m["spread"] / m["spread_real"])
+    assert 0 <= m["msssim_real"] <= 1 and rep.info["real_looks"] == {"label_maps": 4, "looks_per_map": 4}
+    # without looks on disk: the generated figure only
+    plain = generate_toy(tmp_path / "p", size=32, n_train=8, n_val=4, workers=1)
+    m2 = evaluate_report(g, cfg, plain, "spread", samples=3, diversity_maps=4, progress=False).metrics
+    assert set(m2) == {"spread"}
+    # the CLI's default metrics on toy data include it
+    ckpt = tmp_path / "g.ckpt"
+    save_checkpoint(ckpt, config=cfg, ema=g, generator=g)
+    out = tmp_path / "e.json"
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--data-root", str(root), "--metrics", "spread",
+                 "--samples", "2", "--diversity-maps", "2", "--out", str(out), "--no-progress"]) == 0
+    assert set(json.loads(out.read_text())["metrics"]) == {"spread", "spread_real", "spread_ratio"}
+
+
+def _sn_std(net):
+    return torch.cat([m.weight_orig.detach().flatten() for m in net.modules() if hasattr(m, "weight_orig")]).std()
+
+
+def test_sn_init_gain_only_scales_the_spectral_normed_weights():
+    cfg = preset("cityscapes", semantic_nc=5, channels_G=4, spade_hidden=8, channels_D=4, crop_size=64,
+                 load_size=64)
+    torch.manual_seed(0)
+    g0, d0 = Generator.from_config(cfg), Discriminator.from_config(cfg)
+    torch.manual_seed(0)
+    big = cfg.replace(sn_init_gain=1.0)
+    g1, d1 = Generator.from_config(big), Discriminator.from_config(big)
+    for a, b in ((g0, g1), (d0, d1)):
+        assert float(_sn_std(b) / _sn_std(a)) == pytest.approx(50.0, rel=0.1)  # xavier std is linear in gain
+        for (name, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
+            if not name.endswith("weight_orig"):
+                assert torch.equal(pa, pb), name  # SPADE, fc, conv_img, D's last conv: official 0.02
+    # spectral norm divides the scale out: the same function at initialisation (same directions)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(d0.eval()(x), d1.eval()(x), rtol=1e-4, atol=1e-6)
+    assert preset("ade20k").sn_init_gain is None
+    with pytest.raises(ConfigError, match="sn_init_gain"):
+        cfg.replace(sn_init_gain=0.0)
