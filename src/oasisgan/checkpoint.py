@@ -37,7 +37,8 @@ def atomic_save(obj: Any, path: Union[str, Path]) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temporaries(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
@@ -58,6 +59,41 @@ def atomic_save(obj: Any, path: Union[str, Path]) -> None:
             os.close(dfd)
     except OSError:
         pass
+
+
+TMP_SUFFIX = ".tmp"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: Union[str, Path]) -> int:
+    """Delete the temporary files of saves that were killed mid-write (``.<name>.<pid>.<rand>.tmp``
+    whose process is gone; older names without a pid too). Each is a whole checkpoint's size.
+    Returns how many were removed."""
+    removed = 0
+    for p in Path(folder).glob(".*" + TMP_SUFFIX):
+        parts = p.name[1:-len(TMP_SUFFIX)].split(".")
+        if len(parts) < 3:  # not ours: ours are .<file name with extension>[.<pid>].<random>.tmp
+            continue
+        pid = next((int(x) for x in reversed(parts[:-1]) if x.isdigit()), None)
+        if pid is not None and pid != os.getpid() and _pid_alive(pid):
+            continue
+        if pid == os.getpid():
+            continue
+        try:
+            p.unlink()
+            removed += 1
+        except OSError:
+            pass
+    return removed
 
 
 def _cpu(state: Optional[Dict[str, torch.Tensor]]) -> Optional[Dict[str, torch.Tensor]]:
@@ -101,6 +137,8 @@ def read_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes): an interrupted save, copy or download")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
@@ -116,3 +154,22 @@ def read_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:
     if ckpt.get("ema") is None and ckpt.get("generator") is None:
         raise CheckpointError(f"{path} holds no generator weights")
     return ckpt
+
+
+ALLOW_NONFINITE_ENV = "OASISGAN_ALLOW_NONFINITE"
+
+
+def check_finite(state: Optional[Dict[str, Any]], path, what: str, allow: Optional[bool] = None) -> None:
+    """Refuse weights with NaN/Inf (a diverged run, a bad conversion): they give black images
+    without a word. `allow` (default: the OASISGAN_ALLOW_NONFINITE environment variable) loads
+    them anyway, for experts who want to look inside."""
+    if allow is None:
+        allow = os.environ.get(ALLOW_NONFINITE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    if allow or not state:
+        return
+    for name, t in state.items():
+        if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise CheckpointError(f"{path}: the {what} weights hold non-finite values ({bad} NaN/Inf in "
+                                  f"'{name}', the first bad tensor): the run that wrote it had diverged. "
+                                  f"Load an earlier checkpoint, or set {ALLOW_NONFINITE_ENV}=1 to load it anyway")

@@ -6,7 +6,7 @@ from typing import Optional, Union
 
 import torch
 
-from .checkpoint import CheckpointError, read_checkpoint
+from .checkpoint import CheckpointError, check_finite, read_checkpoint
 from .errors import first_line
 from .config import OASISConfig
 from .nn import Discriminator, Generator
@@ -49,10 +49,11 @@ class OASISModel(SynthesisMixin):
 
 
 def load(path: Union[str, Path], device: Union[str, torch.device] = "cpu",
-         discriminator: bool = True) -> OASISModel:
+         discriminator: bool = True, allow_nonfinite: Optional[bool] = None) -> OASISModel:
     """Load an oasisgan checkpoint (ours: see `oasisgan.checkpoint`) onto `device`.
 
-    The generator is the EMA generator when the checkpoint has one, in eval mode.
+    The generator is the EMA generator when the checkpoint has one, in eval mode. Weights with
+    NaN/Inf are refused unless `allow_nonfinite` (default: $OASISGAN_ALLOW_NONFINITE).
     """
     path = Path(path)
     ckpt = read_checkpoint(path)
@@ -62,10 +63,12 @@ def load(path: Union[str, Path], device: Union[str, torch.device] = "cpu",
         raise CheckpointError(f"{path}: invalid config: {e}") from None
     gen = Generator.from_config(config, init=False)
     state = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["generator"]
+    check_finite(state, path, "EMA generator" if ckpt.get("ema") is not None else "generator", allow_nonfinite)
     _load_into(gen, state, path, "generator")
     gen.eval().requires_grad_(False)
     disc = None
     if discriminator and ckpt.get("discriminator") is not None:
+        check_finite(ckpt["discriminator"], path, "discriminator", allow_nonfinite)
         disc = Discriminator.from_config(config, init=False)
         _load_into(disc, ckpt["discriminator"], path, "discriminator")
         disc.eval().requires_grad_(False)

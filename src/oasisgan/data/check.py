@@ -232,6 +232,14 @@ def _check_split(cfg, root: Path, split: str, quick: bool, progress: bool, worke
     return sr
 
 
+def _shared_colours(palette, names) -> List[str]:
+    """'[r, g, b]: name (id), name (id)' for each colour that several classes share."""
+    by_colour: Dict[Tuple[int, ...], List[str]] = {}
+    for i, c in enumerate(palette):
+        by_colour.setdefault(tuple(int(v) for v in c), []).append(f"{names[i]} ({i})")
+    return [f"{list(c)}: {', '.join(ids)}" for c, ids in by_colour.items() if len(ids) > 1]
+
+
 def check_dataset(cfg, root: Union[str, Path], quick: bool = False, splits: Optional[Sequence[str]] = None,
                   progress: bool = False, workers: int = 4) -> CheckReport:
     """Scan the dataset at `root` for the config's layout and classes; never raises for data defects."""
@@ -244,6 +252,13 @@ def check_dataset(cfg, root: Union[str, Path], quick: bool = False, splits: Opti
         rep.errors.append(f"data root {root} does not exist")
         return rep
     lookup = ColorLookup(palette_array(cfg.palette, cfg.semantic_nc))
+    from ..config import DATA_DEFINED_PRESETS
+
+    if cfg.preset in DATA_DEFINED_PRESETS and cfg.palette is not None:
+        shared = _shared_colours(cfg.palette, names)
+        if shared:  # the classes file's own palette: colour labels, display and the painter need it 1:1
+            rep.errors.append("the classes file gives one colour to several classes (their colour labels "
+                              "cannot be told apart): " + "; ".join(shared))
     splits = list(splits) if splits else ["train", "val"]
     raw = label_convention(cfg) == "coco"
     for split in splits:
@@ -286,7 +301,7 @@ def check_dataset(cfg, root: Union[str, Path], quick: bool = False, splits: Opti
         if sr.jpeg_labels:
             E(f"{split}: {len(sr.jpeg_labels)} label(s) stored as JPEG, whose compression changes label ids; "
               "save labels as PNG: " + _listed(sr.jpeg_labels))
-        if sr.color_labels and lookup.duplicates:
+        if sr.color_labels and lookup.duplicates and cfg.preset not in DATA_DEFINED_PRESETS:
             E(f"{split}: colour labels are used but the palette gives one colour to several classes")
         if sr.small_images:
             W(f"{split}: {len(sr.small_images)} image(s) smaller than the load size "

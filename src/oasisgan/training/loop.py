@@ -34,7 +34,8 @@ import torch
 import torch.nn as nn
 
 from ..allocator import tune_cpu_allocator
-from ..checkpoint import CheckpointError, atomic_save, make_checkpoint, read_checkpoint
+from ..checkpoint import (CheckpointError, atomic_save, make_checkpoint, read_checkpoint,
+                          remove_stale_temporaries)
 from ..config import ConfigError, OASISConfig
 from ..errors import DataError, OASISError, first_line
 from ..labels import one_hot
@@ -130,6 +131,8 @@ class Trainer:
         self.cfg, self.data_root = cfg, None if data_root is None else Path(data_root)
         self.out_dir = Path(out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
+        if ctx.is_main and self.ckpt_dir.is_dir():
+            remove_stale_temporaries(self.ckpt_dir)  # of a save killed mid-write
         self.device = ctx.device
         if self.device.type == "cpu":
             tune_cpu_allocator(cfg.tune_malloc)
