@@ -7,9 +7,9 @@ OASIS := $(VENV)/bin/oasis
 TORCH_SPEC ?= torch==2.13.0
 DATA ?= data/toy
 RUN ?= runs/toy
-# `oasis train` flags of the quickstart: 600 iterations take about 5 minutes on 2 CPU cores
-# (the toy preset's full 1500: about 12); `make quickstart QUICKSTART_FLAGS="--iters 1500"` continues.
-QUICKSTART_FLAGS ?= --iters 600 --num-workers 1
+# `oasis train` flags of the quickstart: the toy preset's 1200 iterations take about 10 minutes on
+# 2 CPU cores; `make quickstart QUICKSTART_FLAGS="--iters 6000"` continues the same run further.
+QUICKSTART_FLAGS ?= --num-workers 1
 
 .PHONY: setup quickstart test test-fast bench clean
 
@@ -23,17 +23,22 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[test]"
 	touch $@
 
-# Toy data -> CPU training (resumes when run again) -> a few synthesised images.
+# Toy data (+ 3 more looks of each val label map) -> CPU training (resumes when run again) ->
+# the reference segmenter (once) -> quality figures -> a few synthesised images.
 quickstart: setup
-	$(OASIS) data toy --out $(DATA)
+	$(OASIS) data toy --out $(DATA) --appearances 4
 	$(OASIS) train --preset toy --data-root $(DATA) --out $(RUN) --resume $(QUICKSTART_FLAGS)
+	test -f $(DATA)/reference_segmenter.pt || $(OASIS) segmenter train --preset toy --data-root $(DATA)
+	$(OASIS) evaluate --checkpoint $(RUN)/checkpoints/latest.ckpt --data-root $(DATA) \
+		--metrics miou,spread,fsd --samples 4 --out $(RUN)/eval.json --no-progress
 	rm -rf $(RUN)/demo_labels && mkdir -p $(RUN)/demo_labels
 	cp $$(ls $(DATA)/val/labels/*.png | head -n 6) $(RUN)/demo_labels/
 	$(OASIS) synthesize --checkpoint $(RUN)/checkpoints/latest.ckpt --labels $(RUN)/demo_labels \
 		--out $(RUN)/synthesized --samples 3
 	@echo
 	@echo "done: sample grids in $(RUN)/samples, model $(RUN)/checkpoints/latest.ckpt,"
-	@echo "      synthesised images in $(RUN)/synthesized (tensorboard --logdir $(RUN)/tb)"
+	@echo "      synthesised images in $(RUN)/synthesized, figures in $(RUN)/eval.json"
+	@echo "      (tensorboard --logdir $(RUN)/tb)"
 
 test: setup
 	$(PY) -m pytest -q

@@ -23,11 +23,14 @@ def register(sub) -> None:
     add_preset_args(t, required=True)
     t.add_argument("--data-root", required=True, help="dataset folder")
     t.add_argument("--out", default=None, help="segmenter file (default: DATA_ROOT/reference_segmenter.pt)")
-    t.add_argument("--iters", type=int, default=3000, help="training iterations")
+    t.add_argument("--iters", type=int, default=None,
+                   help="training iterations (default: 600 for images of at most 64x64, where it scores "
+                        "0.98 mIoU on the toy data in under 3 minutes on 2 CPU cores; else 3000)")
     t.add_argument("--batch-size", type=int, default=16)
     t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (cosine decay)")
-    t.add_argument("--width", type=int, default=32, help="U-Net base width")
-    t.add_argument("--depth", type=int, default=4, help="U-Net downsamplings (capped by the image size)")
+    t.add_argument("--width", type=int, default=None, help="U-Net base width (default: 16 for small images, else 32)")
+    t.add_argument("--depth", type=int, default=None,
+                   help="U-Net downsamplings, capped by the image size (default: 3 for small images, else 4)")
     t.add_argument("--device", default=None, help="cpu | cuda | cuda:K (default: cuda when available)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--num-workers", type=int, default=0)
@@ -55,14 +58,21 @@ def register(sub) -> None:
     s.set_defaults(func=run_score)
 
 
+# Images up to 64x64 (the toy data) get a smaller, shorter-trained U-Net by default.
+SMALL_IMAGE_PIXELS = 64 * 64
+
+
 def run_train(args: argparse.Namespace) -> int:
     from ..metrics import REFERENCE_SEGMENTER_FILENAME
     from ..metrics.segmenters.train import train_reference_segmenter
 
     cfg = dataset_config(args, args.data_root)
     out = Path(args.out) if args.out else Path(args.data_root) / REFERENCE_SEGMENTER_FILENAME
-    res = train_reference_segmenter(cfg, args.data_root, out, iters=args.iters, batch_size=args.batch_size,
-                                    lr=args.lr, width=args.width, depth=args.depth, device=args.device,
+    small = cfg.height * cfg.width <= SMALL_IMAGE_PIXELS
+    res = train_reference_segmenter(cfg, args.data_root, out,
+                                    iters=args.iters or (600 if small else 3000), batch_size=args.batch_size,
+                                    lr=args.lr, width=args.width or (16 if small else 32),
+                                    depth=args.depth or (3 if small else 4), device=args.device,
                                     seed=args.seed, num_workers=args.num_workers, progress=not args.no_progress,
                                     val_max_images=args.val_max_images)
     if args.json:
