@@ -3,6 +3,8 @@ makes images that a reference segmenter (trained on the real images) recognises 
 untrained generator's, and different noises give different images."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -20,9 +22,9 @@ SIZE = dict(crop_size=32, load_size=32)
 def segmenter(toy_root, tmp_path_factory):
     cfg = config_for_root("toy", toy_root, **SIZE)
     out = tmp_path_factory.mktemp("seg") / "seg.pt"
-    res = train_reference_segmenter(cfg, toy_root, out, iters=150, batch_size=16, width=8, depth=2,
+    res = train_reference_segmenter(cfg, toy_root, out, iters=300, batch_size=16, width=16, depth=2,
                                     device="cpu", progress=False)
-    assert res["miou"] > 0.6  # measured 0.80 on the 16 real val images
+    assert res["miou"] > 0.6  # measured 0.77 on the 16 real val images
     return out
 
 
@@ -34,8 +36,9 @@ def _quality(gen, cfg, toy_root, segmenter):
 
 @pytest.mark.slow
 def test_short_run_beats_an_untrained_generator_under_the_reference_segmenter(toy_root, segmenter, tmp_path):
-    cfg = config_for_root("toy", toy_root, iters=300, num_workers=0, freq_print=300, freq_save_latest=300,
-                          log_every=100, bn_stats_batches=4, **SIZE)
+    cfg = config_for_root("toy", toy_root, iters=400, num_workers=0, freq_print=400, freq_save_latest=400,
+                          log_every=100, bn_stats_batches=8, seed=int(os.environ.get("OASIS_TEST_SEED", 42)),
+                          **SIZE)
     torch.manual_seed(cfg.seed)
     untrained = Generator.from_config(cfg)
     with torch.no_grad():  # batch statistics of real label maps for the untrained BatchNorm
