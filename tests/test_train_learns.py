@@ -53,8 +53,8 @@ def test_short_run_beats_an_untrained_generator_under_the_reference_segmenter(to
     model = oasisgan.load(tmp_path / "run/checkpoints/latest.ckpt")
     after, spread = _quality(model, cfg, toy_root, segmenter)
     print(f"reference-segmenter mIoU: untrained {before:.3f} -> trained {after:.3f}; spread {spread:.1f}")
-    # Measured over seeds 0-2 (TOY preset, 32x32, 300 iterations): untrained 0.03-0.06, trained
-    # 0.37-0.47; spread between noises 6-11 (0-255 units). The margins leave room for other float
-    # rounding (another trajectory of the same GAN).
-    assert after > before + 0.2, f"mIoU {before:.3f} -> {after:.3f}"
+    # Measured (toy preset, 32x32, 400 iterations, seeds 42 and 0): untrained 0.086 (grey images,
+    # one predicted class), trained 0.61 and 0.45; spread between noises 7.5 and 9.1 (0-255). The
+    # margins leave room for another seed or float rounding (another trajectory of the same GAN).
+    assert after > before + 0.25, f"mIoU {before:.3f} -> {after:.3f}"
     assert spread > 3.0, f"two noises give almost the same image (spread {spread:.2f})"
