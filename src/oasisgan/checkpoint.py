@@ -84,9 +84,7 @@ def remove_stale_temporaries(folder: Union[str, Path]) -> int:
         if len(parts) < 3:  # not ours: ours are .<file name with extension>[.<pid>].<random>.tmp
             continue
         pid = next((int(x) for x in reversed(parts[:-1]) if x.isdigit()), None)
-        if pid is not None and pid != os.getpid() and _pid_alive(pid):
-            continue
-        if pid == os.getpid():
+        if pid is not None and (pid == os.getpid() or _pid_alive(pid)):  # a save in progress
             continue
         try:
             p.unlink()

@@ -447,14 +447,13 @@ def pixel_spread(images: torch.Tensor) -> float:
     return float(images.float().std(dim=0, correction=1).mean()) * 127.5
 
 
-def _real_looks(dataset, index: int, looks, cfg) -> Optional[torch.Tensor]:
-    """The real looks of item `index` ((K, 3, H, W) in [-1, 1]): its image and the other renders of
-    its label map (`oasis data toy --appearances K`); None when it has none."""
+def _real_looks(item, looks, cfg) -> Optional[torch.Tensor]:
+    """The real looks of a dataset item ((K, 3, H, W) in [-1, 1]): its image and the other renders
+    of its label map (`oasis data toy --appearances K`); None when it has none."""
     from PIL import Image
 
     from ..data.transforms import BICUBIC, image_to_tensor
 
-    item = dataset[index]
     files = looks.get(Path(str(item.get("name", ""))).name)
     if not files:
         return None
@@ -485,7 +484,8 @@ def _diversity(gen, cfg, dataset, lp, want_ms, want_spread, samples, n_maps, bat
     real_spread = real_ms = 0.0
     real_maps = 0
     for i in _progress(range(n_maps), "evaluate diversity", progress):
-        label = torch.as_tensor(dataset[i]["label"])[None].to(gen_device)
+        item = dataset[i]
+        label = torch.as_tensor(item["label"])[None].to(gen_device)
         imgs = []
         for j in range(0, samples, batch_size):
             k = min(batch_size, samples - j)
@@ -498,7 +498,7 @@ def _diversity(gen, cfg, dataset, lp, want_ms, want_spread, samples, n_maps, bat
             ms_total += pairwise_mean(lambda a, b: ms_ssim((a + 1) / 2, (b + 1) / 2), imgs, batch_size)
         if want_spread:
             spread_total += pixel_spread(imgs)
-        real = _real_looks(dataset, i, looks, cfg) if looks else None
+        real = _real_looks(item, looks, cfg) if looks else None
         if real is not None:
             real_maps += 1
             real_spread += pixel_spread(real)
