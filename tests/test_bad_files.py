@@ -65,7 +65,7 @@ def test_non_finite_weights_are_refused_unless_allowed(tiny_ckpt, tmp_path, caps
     atomic_save(ckpt, bad)
     with pytest.raises(CheckpointError, match=f"'{name}'.*OASISGAN_ALLOW_NONFINITE"):
         oasisgan.load(bad)
-    assert main(["info", "--checkpoint", str(bad)]) in (0, 2)  # info reads the config only
+    assert main(["info", "--checkpoint", str(bad)]) == 0  # info reads the config only
     capsys.readouterr()
     assert main(["synthesize", "--checkpoint", str(bad), "--labels", "x.png", "--out", str(tmp_path / "o")]) == 2
     assert "non-finite" in capsys.readouterr().err
