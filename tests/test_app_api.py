@@ -347,6 +347,13 @@ def test_garbage_to_every_endpoint_never_kills_the_server(server, url):
     r = conn.getresponse()
     assert r.status == 413 and "limit" in json.loads(r.read())["error"]
     conn.close()
+    # a body a browser sends whole (a 60 MiB photo) gets its 413 answer, not a reset connection
+    conn = http.client.HTTPConnection(*server.server_address[:2], timeout=30)
+    conn.request("POST", "/api/decode-label", body=b"x" * (60 * 2**20),
+                 headers={"Content-Type": "application/json"})
+    r = conn.getresponse()
+    assert r.status == 413 and "the limit is" in json.loads(r.read())["error"]
+    conn.close()
     # still alive and still right
     status, info, _ = request(url + "/api/info")
     assert status == 200 and info["num_classes"] == len(CLASS_NAMES)

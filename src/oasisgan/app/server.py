@@ -28,6 +28,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from .core import MAX_UPLOAD_BYTES, Painter, RequestError
 
+# Over-limit bodies up to this size are read and dropped before the 413 (a browser that is still
+# sending cannot read an answer: it reports a network error); larger ones are refused unread.
+DRAIN_LIMIT = 256 * 2**20
+
 log = logging.getLogger("oasisgan.app")
 
 STATIC_FILES = {
@@ -111,6 +115,8 @@ class PainterHandler(BaseHTTPRequestHandler):
             raise RequestError("invalid Content-Length")
         if n > limit:
             self.close_connection = True  # the unread body must not be parsed as a request
+            if n <= DRAIN_LIMIT:
+                self._discard(n)  # a browser reads no answer while it is still sending
             raise RequestError(f"the request is {n / 2**20:.1f} MiB; the limit is "
                                f"{limit / 2**20:.1f} MiB", 413)
         data = self.rfile.read(n)
@@ -118,6 +124,14 @@ class PainterHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             raise RequestError("the request body ended early")
         return data
+
+    def _discard(self, n: int) -> None:
+        """Read and drop an over-limit body, so that the client gets the 413 instead of a reset."""
+        while n > 0:
+            chunk = self.rfile.read(min(n, 1 << 20))
+            if not chunk:
+                return
+            n -= len(chunk)
 
     def _read_json(self, limit: int) -> Any:
         data = self._read_body(limit)
