@@ -66,10 +66,7 @@ def run_toy(args: argparse.Namespace) -> int:
     import time
 
     from ..data.toy import generate_toy
-    from ..errors import OASISError
 
-    if args.appearances < 1:
-        raise OASISError(f"--appearances must be at least 1, got {args.appearances}")
     t0 = time.perf_counter()
     out = generate_toy(args.out, size=args.size, n_train=args.train, n_val=args.val, seed=args.seed,
                        workers=args.workers, progress=sys.stderr.isatty(), appearances=args.appearances)

@@ -147,8 +147,9 @@ def run(args: argparse.Namespace) -> int:
     print(report.format_table())
     if "segmenter" in report.info and report.info["segmenter"].get("miou_on_real_val") is not None:
         print(f"(segmenter mIoU on real validation images: {report.info['segmenter']['miou_on_real_val']:.4f})")
-    if report.quality_summary():
-        print(report.quality_summary())
+    summary = report.quality_summary()
+    if summary:
+        print(summary)
     if report.info.get("warning"):
         print(f"warning: {report.info['warning']}")
     print(f"results written to {path}")

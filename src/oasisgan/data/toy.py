@@ -288,12 +288,13 @@ def generate_toy(out: Union[str, Path], size: int = 64, n_train: int = 2000, n_v
     With ``overwrite=False`` an existing dataset with the same parameters is kept as is.
     ``workers``: processes (default: 1 for small jobs, else up to 2 / the CPU count).
     """
+    from ..errors import DataError
     from .classes import write_classes_file
 
     if size < 16 or size % 16:
         raise ValueError(f"toy size must be a multiple of 16 (>= 16), got {size}")
     if appearances < 1:
-        raise ValueError(f"appearances must be at least 1, got {appearances}")
+        raise DataError(f"appearances must be at least 1, got {appearances}")
     out = Path(out)
     meta = {"generator": "oasisgan.toy", "version": TOY_VERSION, "size": size, "n_train": n_train,
             "n_val": n_val, "seed": seed}
