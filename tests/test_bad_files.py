@@ -14,9 +14,11 @@ import oasisgan
 from oasisgan.checkpoint import (CheckpointError, atomic_save, read_checkpoint, remove_stale_temporaries,
                                  save_checkpoint)
 from oasisgan.cli import main
-from oasisgan.data import config_for_root
-from oasisgan.errors import first_line
+from oasisgan.data import check_dataset, config_for_root
+from oasisgan.errors import DataError, first_line
 from oasisgan.nn import Discriminator, Generator
+
+from test_train_helpers import tiny_root  # noqa: F401
 
 TINY = dict(channels_G=4, spade_hidden=8, channels_D=4)
 
@@ -113,3 +115,133 @@ def test_duplicate_palette_colours_fail_data_check(toy_root, tmp_path, capsys):
     rc = main(["data", "check", "--preset", "toy", "--root", str(root), "--quick", "--no-progress"])
     out = capsys.readouterr().out
     assert rc == 1 and "one colour to several classes" in out and "sky (1), mountain (2)" in out
+
+
+# --- (3) a bad file anywhere in the dataset ---------------------------------------------------------
+
+def _cut(path, keep: float = 0.6) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+@pytest.fixture()
+def toy_copy(toy_root, tmp_path):
+    import shutil
+
+    dst = tmp_path / "toy"
+    shutil.copytree(toy_root, dst)
+    return dst
+
+
+def test_headers_check_opens_every_file(toy_copy):
+    """A cut-off image and label outside the 16-pair sample: `headers` finds both (the sample does
+    not), names them, and decodes only the sample."""
+    cfg = config_for_root("toy", toy_copy)
+    image, label = toy_copy / "train/images/00001.png", toy_copy / "train/labels/00002.png"
+    _cut(image)
+    _cut(label)
+    sample = check_dataset(cfg, toy_copy, mode="sample", splits=["train"])
+    assert sample.ok, sample.format()
+    rep = check_dataset(cfg, toy_copy, mode="headers", splits=["train"])
+    s = rep.splits["train"]
+    assert (s.checked, s.decoded, s.mode) == (64, 16, "headers")
+    assert sorted(f for f, _ in s.unreadable) == [str(image), str(label)]
+    assert all("cut off" in why for _, why in s.unreadable)
+    assert not rep.ok and str(image) in rep.format()
+    auto = check_dataset(cfg, toy_copy, mode="auto", splits=["train"])  # 64 pairs: decoded in full
+    assert auto.splits["train"].mode == "full" and not auto.ok
+
+
+def test_cut_off_jpeg_is_found_by_headers(tmp_path):
+    from PIL import Image
+
+    from oasisgan.data.check import _cut_off
+
+    p = tmp_path / "x.jpg"
+    Image.new("RGB", (64, 48), (10, 200, 30)).save(p, quality=90)
+    assert _cut_off(p, "JPEG") is None
+    _cut(p, 0.7)
+    assert "cut off" in _cut_off(p, "JPEG")
+
+
+def test_training_refuses_a_bad_file_beyond_the_sample_before_the_first_iteration(toy_copy, tmp_path):
+    from oasisgan.training import train
+
+    from test_train_helpers import tiny_cfg
+
+    bad = toy_copy / "train/images/00037.png"
+    _cut(bad)
+    with pytest.raises(DataError, match="00037.png"):
+        train(tiny_cfg(toy_copy, batch_size=2), toy_copy, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run/checkpoints/latest.ckpt").exists()
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_file_that_fails_mid_run_saves_then_stops_and_resume_is_exact(tiny_root, tmp_path, capsys, workers):
+    """Unchecked, a file breaks during training: latest.ckpt of the last finished iteration is saved,
+    the error names the file (also through a DataLoader worker), and after the fix a resumed run
+    ends bit-identical to one that never stopped."""
+    import shutil
+
+    from oasisgan.training import train
+
+    from test_train_helpers import states_equal, tiny_cfg
+
+    root = tmp_path / "data"
+    shutil.copytree(tiny_root, root)
+    cfg = tiny_cfg(root, iters=6, num_workers=workers, freq_save_latest=100, freq_print=100)
+    train(cfg, root, tmp_path / "clean", progress=False)
+
+    bad = root / "train/images/00005.png"
+    good = bad.read_bytes()
+    _cut(bad)
+    out = tmp_path / "run"
+    with pytest.raises(DataError) as err:
+        train(cfg, root, out, progress=False, check_data=False)
+    msg = str(err.value)
+    assert str(bad) in msg and "Saved" in msg and "--resume" in msg and "\n" not in msg
+    stopped = read_checkpoint(out / "checkpoints/latest.ckpt")["training"]["iteration"]
+    assert f"(iteration {stopped})" in msg and stopped < 6
+    bad.write_bytes(good)
+    train(cfg, root, out, resume=True, progress=False)
+    a = read_checkpoint(tmp_path / "clean/checkpoints/latest.ckpt")
+    b = read_checkpoint(out / "checkpoints/latest.ckpt")
+    for part in ("generator", "discriminator", "ema"):
+        assert states_equal(a[part], b[part]) == [], part
+
+
+def test_an_error_in_the_loop_saves_first_unless_it_struck_mid_update(tiny_root, tmp_path, monkeypatch, capsys):
+    from oasisgan.training import train
+    from oasisgan.training.loop import Trainer
+    from oasisgan.training.step import TrainStep
+
+    from test_train_helpers import tiny_cfg
+
+    # after an iteration: the sample grid fails at iteration 2 -> latest.ckpt of iteration 2, then the error
+    def broken_grid(self, step):
+        raise OSError(5, "Input/output error", "samples/iter_2.png")
+
+    monkeypatch.setattr(Trainer, "sample_grid", broken_grid)
+    out = tmp_path / "run"
+    with pytest.raises(OSError, match="Input/output"):
+        train(tiny_cfg(tiny_root, iters=6, freq_save_latest=100), tiny_root, out, progress=False)
+    assert read_checkpoint(out / "checkpoints/latest.ckpt")["training"]["iteration"] == 2
+    assert "saved" in capsys.readouterr().err.split("error at iteration 2")[1]
+    monkeypatch.undo()
+
+    # inside the D update of iteration 3, after G's: nothing is saved, the last good one is named
+    original, calls = TrainStep.losses_d, {"n": 0}
+
+    def failing(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(TrainStep, "losses_d", failing)
+    out = tmp_path / "run2"
+    with pytest.raises(RuntimeError, match="simulated"):
+        train(tiny_cfg(tiny_root, iters=6, freq_save_latest=2), tiny_root, out, progress=False)
+    assert read_checkpoint(out / "checkpoints/latest.ckpt")["training"]["iteration"] == 2
+    text = capsys.readouterr().err
+    assert "during the update of iteration 3" in text and "(iteration 2)" in text

@@ -84,7 +84,7 @@ def test_colour_labels_with_unknown_colours_and_small_dataset(toy_root, tmp_path
     rep = check_dataset(cfg, root)
     assert list(rep.splits["train"].unknown_colors) == [str(lab_path)]
     assert any("(1,2,3)" in e and "00003.png" in e for e in rep.errors)
-    rep = check_dataset(cfg.replace(batch_size=100), root, quick=True, splits=["train"])
+    rep = check_dataset(cfg.replace(batch_size=100), root, mode="sample", splits=["train"])
     assert any("fewer than one batch" in e for e in rep.errors)
 
 

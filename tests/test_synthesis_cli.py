@@ -143,7 +143,7 @@ def test_bad_inputs_exit_2_with_the_file_named(files, tmp_path, capsys):
 
     err = _error(capsys, *common, "--labels", bad / "ids.png")
     assert "ids.png" in err and "12" in err and "0..9" in err
-    err = _error(capsys, *common, "--labels", bad / "size.png")
+    err = _error(capsys, *common, "--labels", bad / "size.png", "--native-size")
     assert "size.png" in err and "62x64" in err and "--size 62x64" not in err and "--size 64x64" in err
     err = _error(capsys, *common, "--labels", bad / "broken.png")
     assert "broken.png" in err and "cannot read" in err
@@ -164,3 +164,24 @@ def test_bad_inputs_exit_2_with_the_file_named(files, tmp_path, capsys):
     assert oasis(*common, "--labels", bad, "--skip-bad") == 2
     err = capsys.readouterr().err
     assert "ids.png" in err and "broken.png" in err
+
+
+def test_label_maps_of_another_size_are_synthesised_at_the_training_size(files, tmp_path, capsys):
+    """A full-size label map (here 4x the 64x64 training size) comes out at the training size unless
+    --native-size or --size ask otherwise; far above the training size there is a warning."""
+    big = tmp_path / "big"
+    big.mkdir()
+    Image.fromarray(np.kron(blocks(), np.ones((4, 4), np.uint8))).save(big / "full.png")  # 256x256
+    ck = files / "m.ckpt"
+    assert oasis("--checkpoint", ck, "--labels", big, "--out", tmp_path / "o1") == 0
+    err = capsys.readouterr().err
+    assert "output size: 64x64 (the model's training size" in err and "resized 1 label map" in err
+    assert "warning" not in err
+    assert png(tmp_path / "o1/full_s000.png").shape == (64, 64, 3)
+    assert oasis("--checkpoint", ck, "--labels", big, "--out", tmp_path / "o2", "--native-size") == 0
+    err = capsys.readouterr().err
+    assert "256x256 is 16x the area of the training size 64x64" in err
+    assert png(tmp_path / "o2/full_s000.png").shape == (256, 256, 3)
+    assert oasis("--checkpoint", ck, "--labels", big, "--out", tmp_path / "o3", "--size", "128x128") == 0
+    assert "output size: 128x128 (--size" in capsys.readouterr().err
+    assert png(tmp_path / "o3/full_s000.png").shape == (128, 128, 3)

@@ -28,3 +28,14 @@ def first_line(e: BaseException) -> str:
     file)."""
     lines = str(e).strip().splitlines()
     return lines[0] if lines else e.__class__.__name__
+
+
+def worker_error_text(e: BaseException) -> str:
+    """The message of an exception as the user should read it. DataLoader workers re-raise theirs as
+    'Caught X in DataLoader worker process N. Original Traceback ...': the last line is the message."""
+    text = str(e).strip()
+    if text.startswith("Caught ") and "Original Traceback" in text:
+        last = text.splitlines()[-1]
+        head, sep, rest = last.partition(": ")
+        return rest if sep and head.replace(".", "").replace("_", "").isalnum() else last
+    return first_line(e)

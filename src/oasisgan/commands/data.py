@@ -21,8 +21,12 @@ def register(sub) -> None:
     add_preset_args(c, required=True)
     c.add_argument("--root", required=True, help="dataset root folder")
     c.add_argument("--split", choices=["train", "val", "all"], default="all", help="split(s) to scan")
-    c.add_argument("--quick", action="store_true", help="pair all files but decode only a sample (as training does)")
-    c.add_argument("--workers", type=int, default=4, help="decoding threads (default 4)")
+    c.add_argument("--mode", choices=["full", "headers", "sample", "auto"], default="full",
+                   help="full: decode every file (default); headers: open every file and check its size "
+                        "and end-of-file marker, decode a sample of 16 pairs; sample: only the 16 pairs; "
+                        "auto: full for small splits, else headers (what training runs first)")
+    c.add_argument("--quick", dest="mode", action="store_const", const="auto", help="same as --mode auto")
+    c.add_argument("--workers", type=int, default=8, help="threads (default 8)")
     c.add_argument("--json", action="store_true", help="print the full report as one JSON object")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.set_defaults(func=run_check)
@@ -56,7 +60,7 @@ def run_check(args: argparse.Namespace) -> int:
 
     cfg = dataset_config(args, args.root)
     splits = ["train", "val"] if args.split == "all" else [args.split]
-    report = check_dataset(cfg, args.root, quick=args.quick, splits=splits,
+    report = check_dataset(cfg, args.root, mode=args.mode, splits=splits, workers=args.workers,
                            progress=not (args.json or args.no_progress) and sys.stderr.isatty())
     print(report.to_json() if args.json else report.format())
     return 0 if report.ok else 1

@@ -38,8 +38,12 @@ def register(sub) -> None:
                    help="images per label map (with --resample-classes/--mask: resampled variants); default 1")
     p.add_argument("--seed", type=int, default=0, metavar="S",
                    help="sample K uses seed S+K (default 0), drawn on the CPU: same images on CPU and GPU")
-    p.add_argument("--size", default=None, metavar="HxW",
-                   help="resize label maps (nearest) to HxW, multiples of the model's size multiple")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--size", default=None, metavar="HxW",
+                      help="resize label maps (nearest) to HxW, multiples of the model's size multiple "
+                           "(default: the model's training size)")
+    size.add_argument("--native-size", action="store_true",
+                      help="keep each label map's own size instead of resizing it to the training size")
     p.add_argument("--batch-size", type=int, default=None, metavar="B",
                    help="images per forward pass (default 8); several label maps of one size share a pass")
     p.add_argument("--z-file", default=None, metavar="F",
@@ -139,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     model = load(args.checkpoint, device=device, discriminator=False)
     mult = model.generator.size_multiple
-    size = None
+    train_size = (model.config.height, model.config.width)
+    size = None if args.native_size else train_size
     if args.size:
         size = S.parse_size(args.size)
         if size[0] % mult or size[1] % mult:
@@ -147,6 +152,13 @@ def run(args: argparse.Namespace) -> int:
             raise S.SynthesisError(f"--size {args.size}: sizes must be multiples of {mult} for this model, "
                                    f"e.g. --size {h}x{w}")
     files = label_files(Path(args.labels))
+    if size is None:
+        print("output size: each label map's own (--native-size)", file=sys.stderr)
+    else:
+        what = "the model's training size" if size == train_size else "--size"
+        print(f"output size: {size[0]}x{size[1]} ({what}; label maps of other sizes are resized, nearest)",
+              file=sys.stderr)
+        _warn_if_large(size, train_size)
     job = _Job(model, args, size)
     out = job.out
     out.mkdir(parents=True, exist_ok=True)
@@ -166,12 +178,24 @@ def run(args: argparse.Namespace) -> int:
             failed.append(path)
             print(f"oasis synthesize: skipped: {e}", file=sys.stderr)
     written += job.flush()
+    if job.resized:
+        print(f"resized {job.resized} label map(s) from other sizes to {size[0]}x{size[1]}", file=sys.stderr)
     print(f"wrote {written} images for {len(files) - len(failed)} label map(s) to {out}")
     if failed:
         print(f"oasis synthesize: error: {len(failed)} label file(s) failed: "
               f"{', '.join(str(p) for p in failed[:5])}{' ...' if len(failed) > 5 else ''}", file=sys.stderr)
         return 2
     return 0
+
+
+def _warn_if_large(size, train_size, path=None) -> None:
+    """Far above the training size a generator runs for long and draws unlike its training."""
+    ratio = size[0] * size[1] / (train_size[0] * train_size[1])
+    if ratio > 4:
+        where = f"{path}: " if path else ""
+        print(f"oasis synthesize: warning: {where}{size[0]}x{size[1]} is {ratio:.0f}x the area of the training "
+              f"size {train_size[0]}x{train_size[1]}: slower, and the images look unlike the model's "
+              "training (drop --size/--native-size to synthesise at the training size)", file=sys.stderr)
 
 
 class _Job:
@@ -195,6 +219,8 @@ class _Job:
         self.k_count = self.zfile.shape[0] if self.zfile is not None else args.samples
         self.batch = args.batch_size or 8
         self.pending = []  # plain mode: (stem, ids, label_rgb) waiting for a batched forward pass
+        self.resized = 0  # label maps read at another size than `size`
+        self.warned_large = False
 
     # -- helpers -------------------------------------------------------------------------------
     def noise(self, k: int):
@@ -219,9 +245,14 @@ class _Job:
         from ..labels import colorize
 
         S, cfg = self.S, self.model.config
-        ids = S.read_label(path, cfg, self.size)
+        ids = S.read_label(path, cfg)
+        if self.size is not None and ids.shape != self.size:
+            ids, self.resized = S.resize_label(ids, self.size), self.resized + 1
         h, w = ids.shape
         S.check_size(h, w, self.model.generator.size_multiple, path)
+        if self.size is None and not self.warned_large:
+            self.warned_large = True
+            _warn_if_large((h, w), (cfg.height, cfg.width), path)
         z = self.zfile
         if z is not None and z.dim() == 4 and tuple(z.shape[-2:]) != (h, w):
             raise S.SynthesisError(f"{self.args.z_file}: spatial noise is {z.shape[-2]}x{z.shape[-1]}, "

@@ -6,7 +6,7 @@ Contract (docs/architecture.md):
 - ``build_dataset(cfg, root, split="train", augment=None, seed=None) -> Dataset`` of
   ``{"image": float32 (3,H,W) in [-1,1], "label": int64 (H,W), "name": str}``
 - ``read_label_file(path, cfg) -> np.ndarray`` int64 (H, W) model ids (LabelError naming the file)
-- ``check_dataset(cfg, root, quick=False, splits=None) -> CheckReport`` (``.ok``, ``.format()``)
+- ``check_dataset(cfg, root, mode="full", splits=None) -> CheckReport`` (``.ok``, ``.format()``)
 - ``oasisgan.data.toy.generate_toy(out, size=64, n_train=2000, n_val=200, seed=0)``
 - ``oasisgan.data.loader.make_loader(dataset, batch_size, shuffle, num_workers, seed, drop_last, ...)``
 """
@@ -98,8 +98,9 @@ def build_dataset(cfg, root: Union[str, Path], split: str = "train", augment: Op
     return PairedDataset(cfg, listing, split, bool(augment), cfg.seed if seed is None else seed, root)
 
 
-def check_dataset(cfg, root: Union[str, Path], quick: bool = False, splits=None, progress: bool = False):
+def check_dataset(cfg, root: Union[str, Path], mode: str = "full", splits=None, progress: bool = False,
+                  workers: int = 8):
     """Scan a dataset; see ``oasisgan.data.check``."""
     from .check import check_dataset as _check
 
-    return _check(cfg, root, quick=quick, splits=splits, progress=progress)
+    return _check(cfg, root, mode=mode, splits=splits, progress=progress, workers=workers)

@@ -38,6 +38,7 @@ class Precision:
                               "(use amp=fp16)")
         self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mode)
         enabled = mode == "fp16"
+        self.updates = 0  # optimiser steps started: how the loop tells a clean failure from a half update
         self.scalers = {"g": torch.amp.GradScaler("cuda", enabled=enabled),
                         "d": torch.amp.GradScaler("cuda", enabled=enabled)}
 
@@ -50,6 +51,7 @@ class Precision:
         self.scalers[which].scale(loss).backward(inputs=inputs)
 
     def step(self, optimizer: torch.optim.Optimizer, which: str) -> None:
+        self.updates += 1  # counted before: a failure inside an update leaves the weights unknown
         scaler = self.scalers[which]
         if scaler.is_enabled():
             scaler.step(optimizer)

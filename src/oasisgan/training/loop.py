@@ -37,7 +37,7 @@ from ..allocator import tune_cpu_allocator
 from ..checkpoint import (CheckpointError, atomic_save, make_checkpoint, read_checkpoint,
                           remove_stale_temporaries)
 from ..config import ConfigError, OASISConfig
-from ..errors import DataError, OASISError, first_line
+from ..errors import DataError, OASISError, first_line, worker_error_text
 from ..labels import one_hot
 from ..nn import Discriminator, Generator
 from . import distributed as D
@@ -63,6 +63,10 @@ GRID_SAMPLES = 8
 
 class TrainingDiverged(OASISError):
     """A loss became NaN or inf; the run stopped without saving."""
+
+
+class _DataFailure(Exception):
+    """A training batch could not be loaded; `latest.ckpt` was saved first (becomes a DataError)."""
 
 
 @dataclass
@@ -111,7 +115,8 @@ def write_config(cfg: OASISConfig, path: Path) -> None:
 class Trainer:
     def __init__(self, cfg: OASISConfig, data_root: Optional[Union[str, Path]], out_dir: Union[str, Path],
                  resume: bool = False, device: Optional[str] = None, eval_every: Optional[int] = None,
-                 dataset=None, progress: bool = True, tensorboard: bool = True, check_data: bool = True):
+                 dataset=None, progress: bool = True, tensorboard: bool = True,
+                 check_data: Union[bool, str] = True):
         self.ctx = D.init_distributed(device)
         try:
             self._setup(cfg, data_root, out_dir, resume, eval_every, dataset, progress, tensorboard,
@@ -153,7 +158,7 @@ class Trainer:
 
         # --- data ---
         if dataset is None:
-            dataset = self._build_dataset(check_data)
+            dataset = self._build_dataset(check_data, progress)
         self.dataset = dataset
         self.bpe = batches_per_epoch(dataset, self.batch, ctx.world_size)
         if self.bpe < 1:
@@ -212,17 +217,23 @@ class Trainer:
         self.logger = RunLogger(self.out_dir, self.total, self.step, cfg.batch_size, enabled=ctx.is_main,
                                 progress=progress, tensorboard=tensorboard)
 
-    def _build_dataset(self, check_data: bool):
+    def _build_dataset(self, check_data: Union[bool, str], progress: bool):
+        """The training set, after `oasis data check` of its every file (mode `check_data`: True
+        is "auto"; False skips it). The main process checks, the others wait for its verdict."""
         if self.data_root is None:
             raise ConfigError("give --data-root (the dataset folder)")
-        try:
-            from ..data import build_dataset, check_dataset
-        except ImportError as e:  # pragma: no cover - the data package is part of oasisgan
-            raise ConfigError(f"the data package is not available: {e}") from None
+        from ..data import build_dataset, check_dataset
+
         if check_data:
-            report = check_dataset(self.cfg, self.data_root, quick=True)
-            if not report.ok:
-                raise DataError(report.format())
+            mode = "auto" if check_data is True else check_data
+            failure = None
+            if self.ctx.is_main:
+                report = check_dataset(self.cfg, self.data_root, mode=mode, splits=["train"],
+                                       progress=progress and sys.stderr.isatty())
+                failure = None if report.ok else report.format()
+            failure = D.broadcast_object(self.ctx, failure)
+            if failure:
+                raise DataError(failure)
         return build_dataset(self.cfg, self.data_root, "train")
 
     def _eval_preflight(self, explicit: bool) -> bool:
@@ -490,6 +501,36 @@ class Trainer:
             path = self.save(step, names, ema_buffers=train_buffers) if names else None
         return path or self.ckpt_dir / "latest.ckpt"
 
+    def _data_failure(self, step: int, error: Optional[BaseException]) -> "_DataFailure":
+        """A batch could not be loaded (on this rank or another): save the last finished iteration,
+        then stop with the file's error. Every rank gets here together (collective save)."""
+        texts = [t for t in D.gather_objects(self.ctx, None if error is None else worker_error_text(error)) if t]
+        try:
+            path = self.save(step, ["latest"])
+            saved = f"Saved {path} (iteration {step}); fix" if path else "Fix"
+        except Exception as e:
+            saved = f"Saving failed too ({first_line(e)}): {self._last_good()}. Fix"
+        return _DataFailure(f"training stopped at iteration {step} on a file it could not load: {texts[0]}. "
+                            f"{saved} or remove the file (`oasis data check --mode full` lists every bad "
+                            "file), then continue with --resume")
+
+    def _save_after_error(self, step: int, error: BaseException, intact: bool) -> None:
+        """Save `latest.ckpt` of the last finished iteration before an error ends the run: unless
+        the error struck inside an optimiser update (weights half updated), or under torchrun,
+        where a save needs every process and the others do not know of this one's error."""
+        why = (f"the error struck during the update of iteration {step + 1}" if not intact else
+               "under torchrun a save needs every process" if self.ctx.enabled else None)
+        if why is None:
+            try:
+                path = self.save(step, ["latest"])
+                self.logger.message(f"error at iteration {step}: {first_line(error)}; saved {path} "
+                                    "(continue with --resume once the cause is fixed)")
+                return
+            except Exception as e2:
+                why = f"saving failed too ({first_line(e2)})"
+        self.logger.message(f"error at iteration {step}: {first_line(error)}; not saved ({why}); "
+                            f"{self._last_good()}")
+
     def run(self) -> TrainResult:
         cfg, ctx = self.cfg, self.ctx
         step, total = self.step, self.total
@@ -503,6 +544,7 @@ class Trainer:
                 f"{cfg.semantic_nc} classes, G {nG / 1e6:.2f}M / D {nD / 1e6:.2f}M params, batch "
                 f"{cfg.batch_size} ({ctx.world_size} x {self.batch}) on {self.device}, "
                 f"{self.bpe} batches per epoch; run dir {self.out_dir}")
+        stage, updates = "start", 0  # the loop's stage: "data", "update", "after" (an iteration ended)
         try:
             with StopRequest() as stop:
                 stopping = False
@@ -512,17 +554,22 @@ class Trainer:
                                           start_batch=offset, pin_memory=self.device.type == "cuda")
                     batches = iter(loader)
                     while True:
+                        stage, failed = "data", None
                         try:
                             batch = next(batches)
                         except StopIteration:
                             break
-                        except RuntimeError:
-                            if not stop.requested:  # a worker died on its own: a real error
-                                raise
-                            stopping = True  # workers killed with us: save what we have
-                            break
+                        except Exception as e:
+                            if stop.requested and isinstance(e, RuntimeError):
+                                stopping = True  # workers killed with us: save what we have
+                                break
+                            failed = e
+                        if D.any_true(ctx, failed is not None)[0]:  # every rank stops together
+                            raise self._data_failure(step, failed)
+                        stage, updates = "update", self.precision.updates
                         losses = self.stepper.step(batch, self.device)
                         step += 1
+                        stage = "after"
                         names = list(losses)
                         values = torch.stack([losses[k].float() for k in names]).cpu().tolist()
                         last = dict(zip(names, values))
@@ -544,6 +591,7 @@ class Trainer:
                         if stop_now or step >= total:
                             stopping = stop_now
                             break
+                stage = "finish"
                 if stopping:
                     status = "interrupted"
                     path = self._finish(step, interrupted=True)
@@ -552,6 +600,13 @@ class Trainer:
                 else:
                     path = self._finish(step, interrupted=False)
                     self.logger.message(f"finished {step} iterations: {path}")
+        except _DataFailure as e:
+            raise DataError(str(e)) from None
+        except (TrainingDiverged, CheckpointError):
+            raise
+        except Exception as e:
+            self._save_after_error(step, e, intact=stage != "update" or self.precision.updates == updates)
+            raise
         finally:
             self.logger.close()
             D.cleanup(ctx)
