@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import urllib.request
 from pathlib import Path
 from typing import Dict, Optional, Union
@@ -14,8 +15,23 @@ class WeightsError(RuntimeError):
     """A weight file is missing, unreadable or corrupt; the message says what to do."""
 
 
+def user_cache_dir() -> Path:
+    """oasisgan's folder in the platform's user cache (XDG on Linux, Library/Caches on macOS,
+    LOCALAPPDATA on Windows), or $OASISGAN_HOME when set."""
+    if os.environ.get("OASISGAN_HOME"):
+        return Path(os.environ["OASISGAN_HOME"]).expanduser()
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "oasisgan"
+    if os.name == "nt":
+        return Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "oasisgan" / "Cache"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "oasisgan"
+
+
 def cache_dir() -> Path:
-    return Path(os.environ.get("OASISGAN_CACHE", Path.home() / ".cache" / "oasisgan"))
+    """Metric weights: $OASISGAN_CACHE, else the user cache folder."""
+    if os.environ.get("OASISGAN_CACHE"):
+        return Path(os.environ["OASISGAN_CACHE"]).expanduser()
+    return user_cache_dir()
 
 
 def sha256_of(path: Union[str, Path]) -> str:
