@@ -525,6 +525,9 @@ def resolve(name_or_path: Union[str, Path], sha256: Optional[str] = None, progre
             if hit is not None:  # imported under a name of its own
                 return hit
         elif entry.kind == "path":
+            if not Path(entry.path).expanduser().exists():
+                raise PretrainedError(f"registry entry {text!r} names {entry.path}, which does not exist "
+                                      f"(registry file {registry_file()})")
             return resolve(entry.path, sha256=sha256, progress=progress)
         elif entry.kind == "hub":
             return hub_download(entry.hub, revision or entry.revision, discriminator=discriminator)
@@ -579,8 +582,9 @@ def list_models() -> List[Dict[str, Any]]:
     rows = []
     entries = registry()
     recorded = recorded_checksums()
-    imported = sorted(p.name for p in (pretrained_dir() / "models").glob("*") if p.is_dir()
-                      and p.name not in entries) if (pretrained_dir() / "models").is_dir() else []
+    models = pretrained_dir() / "models"
+    imported = sorted(p.name for p in models.iterdir() if p.is_dir() and _NAME.match(p.name)
+                      and p.name not in entries) if models.is_dir() else []  # (not temporaries: .NAME.*)
     for name in list(entries) + imported:
         e = entries.get(name) or Entry(name=name, description="imported", origin="imported")
         expected = None
