@@ -334,3 +334,16 @@ def test_resolve_errors(home, tmp_path, monkeypatch):
     (tmp_path / "ade20k").mkdir()
     with pytest.raises(DownloadError):
         from_pretrained("ade20k", progress=False)
+
+
+def test_official_entries_and_class_names():
+    from oasisgan.pretrained import BUILTIN, _with_class_names
+
+    assert {n: e.archive for n, e in BUILTIN.items()} == {
+        "ade20k": "oasis_ade20k_pretrained.zip", "cityscapes": "oasis_cityscapes_pretrained.zip",
+        "coco-stuff": "oasis_coco_pretrained.zip"}
+    for name, entry in BUILTIN.items():
+        cfg = _with_class_names(oasisgan.preset(entry.preset))
+        assert len(cfg.class_names) == len(cfg.palette) == cfg.semantic_nc  # the painter shows names
+    small = oasisgan.preset("ade20k", semantic_nc=N)
+    assert _with_class_names(small).class_names is None  # not the dataset's classes: left alone

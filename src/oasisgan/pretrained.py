@@ -373,6 +373,7 @@ def _convert_into_cache(entry: Entry, source: Path, archive_sha: Optional[str],
         opts.update(overrides or {})
         ckpt = convert_official(run, tmp / "model.ckpt", which=which_used, preset_name=preset or entry.preset, **opts)
         model = load(ckpt, discriminator=True)
+        model.config = _with_class_names(model.config)
         card = {"name": entry.name, "iterations": _iterations(run, which_used), "metrics": entry.metrics,
                 "metrics_source": entry.metrics_source, "license": entry.license,
                 "source": f"{entry.archive or source.name} ({which_used}_{'EMA' if model.config.ema else 'G'}.pth"
@@ -383,6 +384,20 @@ def _convert_into_cache(entry: Entry, source: Path, archive_sha: Optional[str],
         return out
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _with_class_names(cfg):
+    """Benchmark models get their dataset's class names and palette (the painter shows them)."""
+    from .config import DATA_DEFINED_PRESETS
+
+    if cfg.class_names is not None or cfg.preset in DATA_DEFINED_PRESETS:
+        return cfg
+    from .data import config_for_root
+
+    ref = config_for_root(cfg.preset)
+    if ref.semantic_nc != cfg.semantic_nc:
+        return cfg
+    return cfg.replace(class_names=ref.class_names, palette=cfg.palette or ref.palette)
 
 
 @contextlib.contextmanager
