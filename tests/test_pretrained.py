@@ -347,3 +347,21 @@ def test_official_entries_and_class_names():
         assert len(cfg.class_names) == len(cfg.palette) == cfg.semantic_nc  # the painter shows names
     small = oasisgan.preset("ade20k", semantic_nc=N)
     assert _with_class_names(small).class_names is None  # not the dataset's classes: left alone
+
+
+def test_archive_path_as_checkpoint_converts_once(home, archive, tmp_path):
+    zpath = tmp_path / "downloads" / ARCHIVE
+    zpath.parent.mkdir()
+    zpath.write_bytes(archive[0])
+    write_registry(home, tiny={"archive": ARCHIVE, "url": "http://127.0.0.1:9/unused.zip",
+                               "preset": "ade20k", "overrides": OVERRIDES})
+    assert same_weights(from_pretrained(zpath), archive[1])
+    stamp = (model_dir("tiny") / "model.safetensors").stat().st_mtime_ns
+    assert same_weights(from_pretrained(str(zpath)), archive[1])  # the cache: not converted again
+    assert (model_dir("tiny") / "model.safetensors").stat().st_mtime_ns == stamp
+    # an unzipped official folder, imported under a registry name, keeps that entry's settings
+    folder = tmp_path / "oasis_tiny_pretrained"
+    with zipfile.ZipFile(zpath) as zf:
+        zf.extractall(tmp_path)
+    assert oasisgan.pretrained.import_archive(folder).name == "tiny"
+    assert oasisgan.load(model_dir("tiny")).config.channels_D == 2  # from the entry's overrides

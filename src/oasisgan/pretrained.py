@@ -486,6 +486,27 @@ def _verify_and_convert(entry: Entry, archive: Path, expected: Optional[str], wh
     return out
 
 
+def _import_entry(path: Path, name: Optional[str] = None) -> Entry:
+    """The registry entry an archive (or unzipped folder) is imported as: --name, else the entry
+    whose archive has this file name, else `oasis_<name>_pretrained` or the file's stem."""
+    entries = registry()
+    entry = entries.get(name) if name else \
+        _entry_for_archive(path.name) or _entry_for_archive(path.name + ".zip")
+    if entry is None and not name:
+        stem = path.name[:-4] if path.name.endswith(".zip") else path.name
+        m = re.fullmatch(r"oasis_(.+)_pretrained", stem)
+        name = m.group(1) if m else stem
+        entry = entries.get(name)
+    if entry is None:
+        if not _NAME.match(name or ""):
+            raise PretrainedError(f"cannot derive a model name from {path.name}: pass --name NAME")
+        return Entry(name=name, archive=path.name if path.is_file() else None, origin="imported")
+    if entry.kind != "archive":
+        raise PretrainedError(f"{entry.name!r} names a {entry.kind} in the registry, not an archive: "
+                              "choose another --name")
+    return entry  # its archive name (and so its pinned or recorded sum) stays, whatever the file is called
+
+
 def import_archive(path: Union[str, Path], name: Optional[str] = None, sha256: Optional[str] = None,
                    preset: Optional[str] = None, overrides: Optional[Dict[str, Any]] = None,
                    which: Optional[str] = None) -> Path:
@@ -494,25 +515,30 @@ def import_archive(path: Union[str, Path], name: Optional[str] = None, sha256: O
     path = Path(path).expanduser()
     if not path.exists():
         raise PretrainedError(f"not found: {path}")
-    entry = registry().get(name) if name else _entry_for_archive(path.name)
-    if entry is None:
-        stem = path.name[:-4] if path.name.endswith(".zip") else path.name
-        m = re.fullmatch(r"oasis_(.+)_pretrained", stem)
-        guess = name or (m.group(1) if m else stem)
-        if not _NAME.match(guess):
-            raise PretrainedError(f"cannot derive a model name from {path.name}: pass --name NAME")
-        entry = Entry(name=guess, archive=path.name if path.is_file() else None, origin="imported")
-    elif entry.kind != "archive":
-        raise PretrainedError(f"{entry.name!r} names a {entry.kind} in the registry, not an archive: "
-                              "choose another --name")
-    if path.is_file() and entry.archive and entry.archive != path.name:
-        entry = dataclasses.replace(entry, archive=path.name)
+    entry = _import_entry(path, name)
     with _locked(entry.name):
         if path.is_dir():
             return _convert_into_cache(entry, path, None, preset=preset, overrides=overrides, which=which)
         expected, where = expected_checksum(entry, sha256)
         return _verify_and_convert(entry, path, expected, where, own_file=False, preset=preset,
                                    overrides=overrides, which=which)
+
+
+def _archive_on_disk(path: Path, sha256: Optional[str]) -> Path:
+    """`--checkpoint some/oasis_ade20k_pretrained.zip`: converted on first use, then the cached
+    model for as long as the file is the one it was converted from."""
+    from .weights import sha256_of
+
+    entry = _import_entry(path)
+    hit = _cached(entry.name, sha256)
+    if hit is not None:
+        try:
+            made_from = json.loads((hit / "source.json").read_text()).get("sha256")
+        except (OSError, ValueError):
+            made_from = None
+        if made_from and made_from == sha256_of(path):
+            return hit
+    return import_archive(path, sha256=sha256)
 
 
 # --- resolving any name -----------------------------------------------------------------------
@@ -525,7 +551,7 @@ def resolve(name_or_path: Union[str, Path], sha256: Optional[str] = None, progre
     text = os.fspath(name_or_path)
     path = Path(text).expanduser()
     if path.is_file():
-        return import_archive(path, sha256=sha256) if path.suffix == ".zip" else path
+        return _archive_on_disk(path, sha256) if path.suffix == ".zip" else path
     if path.is_dir() and is_pretrained_dir(path):
         return path
     if path.is_dir() and (path / "models").is_dir():
