@@ -29,3 +29,15 @@ def toy_root(tmp_path_factory) -> Path:
     from oasisgan.data.toy import generate_toy
 
     return generate_toy(tmp_path_factory.mktemp("toy"), size=64, n_train=64, n_val=16, seed=0, workers=1)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say in one line when the painter's browser tests did not run, and how to run them: on a
+    fresh machine they skip (no Chromium), which a green `make test` would otherwise hide."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if "test_app_browser" in str(getattr(r, "nodeid", "") or getattr(r, "fspath", ""))]
+    if skipped:
+        reason = skipped[0].longrepr[2] if isinstance(skipped[0].longrepr, tuple) else str(skipped[0].longrepr)
+        reason = reason.replace("Skipped: ", "")
+        terminalreporter.write_line(f"NOTE: the painter's browser tests were skipped: {reason} "
+                                    "(CI's .ci/run installs chromium)", yellow=True, bold=True)

@@ -15,7 +15,7 @@ from . import __version__
 
 # Order is the order of `oasis --help`.
 COMMANDS = ["info", "data", "train", "synthesize", "export", "evaluate", "segmenter",
-            "convert_official", "app"]
+            "convert_official", "pretrained", "app"]
 
 
 class CLIError(Exception):

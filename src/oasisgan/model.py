@@ -29,8 +29,16 @@ class OASISModel(SynthesisMixin):
     """
 
     def __init__(self, config: OASISConfig, generator: Generator,
-                 discriminator: Optional[Discriminator] = None, path: Optional[Path] = None):
+                 discriminator: Optional[Discriminator] = None, path: Optional[Path] = None,
+                 meta: Optional[dict] = None):
         self.config, self.generator, self.discriminator, self.path = config, generator, discriminator, path
+        self.meta = dict(meta or {})  # the checkpoint's meta (e.g. "iteration"), for model cards
+
+    def save_pretrained(self, out_dir: Union[str, Path], discriminator: bool = True, card=None) -> Path:
+        """config.json + model.safetensors (+ discriminator.safetensors) + README.md: see oasisgan.hub."""
+        from .hub import save_pretrained
+
+        return save_pretrained(self, out_dir, discriminator=discriminator, card=card)
 
     @property
     def device(self) -> torch.device:
@@ -54,8 +62,13 @@ def load(path: Union[str, Path], device: Union[str, torch.device] = "cpu",
 
     The generator is the EMA generator when the checkpoint has one, in eval mode. Weights with
     NaN/Inf are refused unless `allow_nonfinite` (default: $OASISGAN_ALLOW_NONFINITE).
+    A `save_pretrained` folder (config.json + model.safetensors) loads too.
     """
     path = Path(path)
+    if path.is_dir():
+        from .hub import load_pretrained_dir
+
+        return load_pretrained_dir(path, device, discriminator, allow_nonfinite)
     ckpt = read_checkpoint(path)
     try:
         config = OASISConfig.from_dict(ckpt["config"], strict=False)
@@ -72,4 +85,4 @@ def load(path: Union[str, Path], device: Union[str, torch.device] = "cpu",
         disc = Discriminator.from_config(config, init=False)
         _load_into(disc, ckpt["discriminator"], path, "discriminator")
         disc.eval().requires_grad_(False)
-    return OASISModel(config, gen, disc, path).to(device)
+    return OASISModel(config, gen, disc, path, meta=ckpt.get("meta")).to(device)

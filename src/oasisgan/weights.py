@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import urllib.request
+import sys
 from pathlib import Path
 from typing import Dict, Optional, Union
 
@@ -14,8 +14,23 @@ class WeightsError(RuntimeError):
     """A weight file is missing, unreadable or corrupt; the message says what to do."""
 
 
+def user_cache_dir() -> Path:
+    """oasisgan's folder in the platform's user cache (XDG on Linux, Library/Caches on macOS,
+    LOCALAPPDATA on Windows), or $OASISGAN_HOME when set."""
+    if os.environ.get("OASISGAN_HOME"):
+        return Path(os.environ["OASISGAN_HOME"]).expanduser()
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "oasisgan"
+    if os.name == "nt":
+        return Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "oasisgan" / "Cache"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "oasisgan"
+
+
 def cache_dir() -> Path:
-    return Path(os.environ.get("OASISGAN_CACHE", Path.home() / ".cache" / "oasisgan"))
+    """Metric weights: $OASISGAN_CACHE, else the user cache folder."""
+    if os.environ.get("OASISGAN_CACHE"):
+        return Path(os.environ["OASISGAN_CACHE"]).expanduser()
+    return user_cache_dir()
 
 
 def sha256_of(path: Union[str, Path]) -> str:
@@ -43,19 +58,16 @@ def resolve_weights(path: Optional[Union[str, Path]], *, filename: str, url: Opt
     if not cached.is_file():
         if url is None:
             raise WeightsError(f"{what} are needed: pass {option} PATH (no public download exists)")
-        try:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cached.with_suffix(cached.suffix + ".part")
-            with urllib.request.urlopen(url, timeout=30) as r, open(tmp, "wb") as f:
-                while True:
-                    block = r.read(1 << 20)
-                    if not block:
-                        break
-                    f.write(block)
-            os.replace(tmp, cached)
+        try:  # resumable, with a progress bar (the pretrained models' downloader)
+            from .pretrained import download
+
+            download(url, cached, timeout=30)
         except Exception as e:  # offline, refused, timed out: all say the same to the user
+            from .pretrained import DownloadError
+
+            reason = str(e) if isinstance(e, DownloadError) else f"{e.__class__.__name__}: {e}"
             raise WeightsError(
-                f"{what} could not be downloaded from {url} ({e.__class__.__name__}: {e}).\n"
+                f"{what} could not be downloaded from {url} ({reason}).\n"
                 f"Download it on a machine that is online and either pass {option} PATH or put it "
                 f"at {cached}") from None
     if sha256_prefix and not sha256_of(cached).startswith(sha256_prefix):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from .common import CHECKPOINT_HELP
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -11,7 +13,7 @@ def register(sub) -> None:
                     "see the synthesised image update after each stroke; resample the whole image, "
                     "one class or a region. Uses only the standard library's HTTP server; the page "
                     "loads nothing from the internet.")
-    p.add_argument("--checkpoint", required=True, metavar="FILE", help="an oasisgan checkpoint (.ckpt)")
+    p.add_argument("--checkpoint", required=True, metavar="CKPT_OR_NAME", help=CHECKPOINT_HELP)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes the "
                         "painter to your network)")
@@ -36,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     import errno
     import time
 
-    from .. import load
+    from ..pretrained import from_pretrained
     from ..app import Painter, make_server
     from ..errors import OASISError
 
@@ -49,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         torch.device(device)
     except RuntimeError as e:
         raise OASISError(f"--device {args.device}: {e}") from None
-    model = load(args.checkpoint, device=device, discriminator=False)
+    model = from_pretrained(args.checkpoint, device=device, discriminator=False)
     painter = Painter(model)
     t0 = time.perf_counter()
     painter.synthesize_array(painter.example(0), [0])  # warm-up; fails early on a broken model

@@ -7,6 +7,10 @@ from typing import Any, Dict, List, Optional
 from ..config import PRESETS, OASISConfig, load_config_file, parse_value
 
 
+CHECKPOINT_HELP = ("an oasisgan checkpoint (.ckpt), a save_pretrained folder, a pretrained model name "
+                   "(`oasis pretrained list`: ade20k, cityscapes, coco-stuff, ...) or a Hub id")
+
+
 def add_preset_args(p: argparse.ArgumentParser, required: bool = False) -> None:
     p.add_argument("--preset", choices=list(PRESETS), required=required, default=None if required else None,
                    help="dataset preset with the paper's settings")

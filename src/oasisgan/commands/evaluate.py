@@ -6,6 +6,8 @@ import json
 import math
 from pathlib import Path
 
+from .common import CHECKPOINT_HELP
+
 BENCHMARK_DEFAULT = "fid,miou,lpips,msssim"
 DATA_DEFINED_DEFAULT = "fsd,miou,lpips,msssim,spread"
 
@@ -20,7 +22,7 @@ def register(sub) -> None:
                     "Distance, offline, not FID) the reference segmenter of `oasis segmenter train`. "
                     "Prints a table and writes JSON. See docs/evaluation.md.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="oasisgan checkpoint (.ckpt)")
+    p.add_argument("--checkpoint", required=True, metavar="CKPT_OR_NAME", help=CHECKPOINT_HELP)
     p.add_argument("--data-root", required=True, help="dataset folder (its validation split is used)")
     p.add_argument("--preset", default=None,
                    help="dataset layout preset (default: the checkpoint's)")
@@ -106,12 +108,13 @@ def resolve_eval_config(model_cfg, preset_name, data_root):
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from .. import __version__, load
+    from .. import __version__
+    from ..pretrained import from_pretrained
     from ..config import DATA_DEFINED_PRESETS, ConfigError
     from ..metrics import evaluate_report, parse_metrics
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = load(args.checkpoint, device=device)
+    model = from_pretrained(args.checkpoint, device=device)
     cfg = resolve_eval_config(model.config, args.preset, args.data_root)
     explicit = args.metrics is not None
     metrics = parse_metrics(args.metrics if explicit else

@@ -1,23 +1,32 @@
-"""`oasis export`: the EMA generator as an ONNX model, checked with onnxruntime."""
+"""`oasis export`: the EMA generator as an ONNX model (checked with onnxruntime), or the model
+as a safetensors folder in the Hugging Face Hub convention (`oasisgan.hub`)."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 
+from .common import CHECKPOINT_HELP
+
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "export", help="export the generator to ONNX (checked with onnxruntime)",
-        description="Exports the checkpoint's EMA generator with inputs label (B, N, H, W) one-hot and "
+        "export", help="export the generator to ONNX (checked with onnxruntime) or to safetensors",
+        description="--format safetensors writes OUT as a folder: config.json, model.safetensors (the EMA "
+                    "generator), discriminator.safetensors with --discriminator, and a model card "
+                    "README.md; `oasisgan.from_pretrained(OUT)` reads it back without pickle. "
+                    "--format onnx exports the checkpoint's EMA generator with inputs label (B, N, H, W) one-hot and "
                     "z (B, z_dim, H, W) spatial noise, output image (B, 3, H, W) in [-1, 1]. Batch, "
                     "height and width are dynamic (height and width must be multiples of the model's size "
                     "multiple, 32 for the paper's models) unless --static-size. Before reporting success "
                     "it runs onnxruntime against PyTorch on random input (max abs difference); exits 1 "
                     "on a mismatch.")
-    p.add_argument("--checkpoint", required=True, metavar="FILE", help="oasisgan checkpoint (.ckpt)")
-    p.add_argument("--format", default="onnx", choices=["onnx"], help="export format (onnx)")
-    p.add_argument("--out", required=True, metavar="FILE", help="output file (.onnx)")
+    p.add_argument("--checkpoint", required=True, metavar="CKPT_OR_NAME", help=CHECKPOINT_HELP)
+    p.add_argument("--format", default="onnx", choices=["onnx", "safetensors"],
+                   help="onnx (a file) or safetensors (a folder, Hub convention); default onnx")
+    p.add_argument("--out", required=True, metavar="PATH", help="output file (.onnx) or folder (safetensors)")
+    p.add_argument("--discriminator", action="store_true",
+                   help="safetensors: also write the discriminator (discriminator.safetensors)")
     p.add_argument("--height", type=int, default=None, help="trace/check height (default: the model's)")
     p.add_argument("--width", type=int, default=None, help="trace/check width (default: the model's)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
@@ -32,9 +41,11 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..export import ExportError, export_onnx
-    from ..model import load
+    from ..pretrained import from_pretrained
 
-    model = load(args.checkpoint, device="cpu", discriminator=False)
+    if args.format == "safetensors":
+        return _run_safetensors(args)
+    model = from_pretrained(args.checkpoint, device="cpu", discriminator=False)
     try:
         rep = export_onnx(model, args.out, height=args.height, width=args.width, opset=args.opset,
                           static_size=args.static_size, check=not args.no_check, atol=args.atol)
@@ -65,4 +76,18 @@ def run(args: argparse.Namespace) -> int:
               + f" (limit {args.atol:g}): OK")
     else:
         print("  not checked (--no-check)")
+    return 0
+
+
+def _run_safetensors(args: argparse.Namespace) -> int:
+    from ..pretrained import from_pretrained
+
+    model = from_pretrained(args.checkpoint, device="cpu", discriminator=args.discriminator)
+    out = model.save_pretrained(args.out, discriminator=args.discriminator)
+    files = sorted(p.name for p in out.iterdir())
+    if args.json:
+        print(json.dumps({"path": str(out), "files": files}))
+        return 0
+    print(f"wrote {out}: {', '.join(files)}")
+    print(f"  load with oasisgan.from_pretrained({str(out)!r}) or --checkpoint {out}")
     return 0

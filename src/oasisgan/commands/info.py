@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .common import add_preset_args, config_overrides
+from .common import CHECKPOINT_HELP, add_preset_args, config_overrides
 
 
 def register(sub) -> None:
@@ -12,7 +12,8 @@ def register(sub) -> None:
                        description="Parameter counts of G and D, resolution and classes of a preset "
                                    "(with overrides) or of a checkpoint.")
     add_preset_args(p)
-    p.add_argument("--checkpoint", default=None, help="summarise this checkpoint instead of a preset")
+    p.add_argument("--checkpoint", default=None, metavar="CKPT_OR_NAME",
+                   help="summarise this model instead of a preset: " + CHECKPOINT_HELP)
     p.add_argument("--classes", type=int, default=None,
                    help="number of classes for the custom/toy presets (semantic_nc)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -45,8 +46,12 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint:
         from ..checkpoint import read_checkpoint
         from ..config import OASISConfig
+        from ..hub import read_config
+        from ..pretrained import resolve
 
-        cfg = OASISConfig.from_dict(read_checkpoint(args.checkpoint)["config"], strict=False)
+        path = resolve(args.checkpoint, discriminator=False)  # a name: downloaded/converted once
+        cfg = read_config(path) if path.is_dir() else \
+            OASISConfig.from_dict(read_checkpoint(path)["config"], strict=False)
     else:
         if not args.preset:
             raise ConfigError("give --preset or --checkpoint")

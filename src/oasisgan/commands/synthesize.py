@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import List
 
+from .common import CHECKPOINT_HELP
+
 LABEL_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm")
 
 
@@ -31,7 +33,7 @@ def register(sub) -> None:
                     "the dataset's own ids (the checkpoint's preset maps them, e.g. COCO-Stuff 255 -> "
                     "don't care) or colour PNGs in the model's palette. Writes each image with the noise "
                     "that made it (reusable with --z-file), the colourised label and a grid per label map.")
-    p.add_argument("--checkpoint", required=True, metavar="FILE", help="oasisgan checkpoint (.ckpt)")
+    p.add_argument("--checkpoint", required=True, metavar="CKPT_OR_NAME", help=CHECKPOINT_HELP)
     p.add_argument("--labels", required=True, metavar="PATH", help="a label file or a folder of label files")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--samples", type=int, default=1, metavar="K",
@@ -132,7 +134,7 @@ def _grid(tiles, pad: int = 2):
 def run(args: argparse.Namespace) -> int:
     from .. import synthesis as S
     from ..errors import OASISError
-    from ..model import load
+    from ..pretrained import from_pretrained
 
     if args.samples < 1:
         raise S.SynthesisError("--samples must be at least 1")
@@ -141,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     if args.interpolate is not None and args.interpolate < 2:
         raise S.SynthesisError("--interpolate needs at least 2 frames")
     device = resolve_device(args.device)
-    model = load(args.checkpoint, device=device, discriminator=False)
+    model = from_pretrained(args.checkpoint, device=device, discriminator=False)
     mult = model.generator.size_multiple
     train_size = (model.config.height, model.config.width)
     size = None if args.native_size else train_size
