@@ -2,9 +2,10 @@
 
     .venv/bin/python benchmarks/bench_data.py [--workers 0 2] [--repeats 5] [--json]
 
-For each dataset and worker count: one warm-up pass (starts the persistent workers), then `repeats`
-timed passes of at least `--images` images each through `make_loader` (decode, resize, crop, flip,
-to tensor, collate). Prints median / min / max images/s over the repeats and the time the loader
+For each dataset and worker count: one warm-up epoch, then `repeats` timed passes of at least
+`--images` images each through training's own loader, `oasisgan.data.loader.epoch_loader` (one
+loader per epoch, so worker start-up is counted as in training; decode, resize, crop, flip, to
+tensor, collate). Prints median / min / max images/s over the repeats and the time the loader
 needs per training batch, to compare with the training step time (`benchmarks/` of training).
 """
 from __future__ import annotations
@@ -23,22 +24,21 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "datasets"
 
 
-def bench(ds, batch: int, workers: int, repeats: int, min_images: int) -> dict:
-    from oasisgan.data import make_loader
+def bench(ds, cfg, batch: int, workers: int, repeats: int, min_images: int) -> dict:
+    from oasisgan.data import batches_per_epoch, epoch_loader
 
     batch = min(batch, len(ds))
-    loader = make_loader(ds, batch, shuffle=True, num_workers=workers, seed=0, drop_last=True)
-    per_pass = max(1, -(-min_images // (len(loader) * batch)))  # epochs per timed pass
-    for _ in loader:  # warm-up
+    per_pass = max(1, -(-min_images // (batches_per_epoch(ds, batch) * batch)))  # epochs per timed pass
+    for _ in epoch_loader(ds, cfg, 0, batch, num_workers=workers):  # warm-up
         pass
-    rates = []
+    rates, epoch = [], 1
     for _ in range(repeats):
         n, t0 = 0, time.perf_counter()
         for _ in range(per_pass):
-            for b in loader:
+            for b in epoch_loader(ds, cfg, epoch, batch, num_workers=workers):
                 n += b["image"].shape[0]
+            epoch += 1
         rates.append(n / (time.perf_counter() - t0))
-    del loader
     med = statistics.median(rates)
     return {"images_per_s_median": med, "images_per_s_min": min(rates), "images_per_s_max": max(rates),
             "batch": batch, "ms_per_batch_median": 1000 * batch / med, "workers": workers, "repeats": repeats}
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
         for label, cfg, root, batch in jobs:
             ds = build_dataset(cfg, root, "train")
             for w in args.workers:
-                r = bench(ds, batch, w, args.repeats, args.images)
+                r = bench(ds, cfg, batch, w, args.repeats, args.images)
                 r.update(dataset=label, items=len(ds))
                 results.append(r)
                 if not args.json:

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from oasisgan.config import ConfigError
-from oasisgan.data import build_dataset, config_for_root, make_loader, read_label_file
+from oasisgan.data import build_dataset, config_for_root, epoch_loader, read_label_file
 from oasisgan.errors import DataError, LabelError
 
 PAL = [[0, 0, 0], [200, 30, 30], [30, 200, 30], [30, 30, 200]]
@@ -70,7 +70,7 @@ def test_flat_layout_and_loader(tmp_path):
     cfg = config_for_root("custom", root, crop_size=32, load_size=48, batch_size=4)
     ds = build_dataset(cfg, root)
     assert len(ds) == 8 and len(build_dataset(cfg, root, "val")) == 8
-    batch = next(iter(make_loader(ds, 4, shuffle=True, num_workers=0, seed=0)))
+    batch = next(iter(epoch_loader(ds, cfg, 0, 4, num_workers=0)))
     assert batch["image"].shape == (4, 3, 32, 32) and batch["label"].shape == (4, 32, 32)
     assert len(batch["name"]) == 4
 

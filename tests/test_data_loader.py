@@ -1,43 +1,119 @@
-"""The seeded sampler / loader (resumable, shardable, worker-independent) and the ADE20K-outdoor list."""
+"""The one loader module (training epochs, evaluation batches, the grid batch) and the ADE20K-outdoor list."""
 from __future__ import annotations
 
 import shutil
+import signal
+from types import SimpleNamespace
 
 import numpy as np
 import torch
+from torch.utils.data.distributed import DistributedSampler
 
-from oasisgan.data import ade20k, build_dataset, config_for_root, make_loader
-from oasisgan.data.loader import SeededSampler
+from oasisgan.data import (ade20k, batches_per_epoch, build_dataset, config_for_root, epoch_loader, eval_loader,
+                           fixed_batch)
+from oasisgan.data.loader import EpochSampler, _worker_init
 
 
-def test_sampler_epochs_resume_and_shards():
-    s = SeededSampler(10, shuffle=True, seed=3)
-    e0, e1 = list(s), list(s)  # the epoch advances on each iteration
-    assert [e for _, e in e0] == [0] * 10 and [e for _, e in e1] == [1] * 10
-    assert sorted(i for i, _ in e0) == list(range(10)) and e0 != e1
-    s.set_epoch(0, start=4)
-    assert list(s) == e0[4:]
-    shards = [list(SeededSampler(10, True, 3, rank=r, world_size=3)) for r in range(3)]
-    assert all(len(x) == 4 for x in shards)  # padded to 12 like DistributedSampler
-    assert set(i for sh in shards for i, _ in sh) == set(range(10))
-    assert list(SeededSampler(5, shuffle=False)) == [(i, 0) for i in range(5)]
+class _Items(torch.utils.data.Dataset):
+    """Items that are their own index; counts set_epoch calls."""
+
+    def __init__(self, n):
+        self.n, self.epoch = n, 0
+
+    def __len__(self):
+        return self.n
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __getitem__(self, i):
+        return {"i": i, "epoch": self.epoch}
+
+
+def _order(loader):
+    return [i for b in loader for i in b["i"].tolist()]
+
+
+def test_epoch_order_is_distributed_sampler_order_resumable_and_sharded():
+    ds, cfg = _Items(10), SimpleNamespace(seed=3, num_workers=0)
+    e0, e1 = _order(epoch_loader(ds, cfg, 0, 2)), _order(epoch_loader(ds, cfg, 1, 2))
+    assert sorted(e0) == list(range(10)) and e0 != e1  # each epoch a permutation of its own
+    ref = DistributedSampler(ds, num_replicas=1, rank=0, shuffle=True, seed=3)
+    ref.set_epoch(1)
+    assert e1 == list(ref)  # exactly DistributedSampler(seed) order
+    assert _order(epoch_loader(ds, cfg, 0, 2, start_batch=2)) == e0[4:]  # resume mid-epoch
+    assert len(epoch_loader(ds, cfg, 0, 2, start_batch=2)) == 3
+    assert _order(epoch_loader(ds, cfg, 0, 3)) == e0[:9]  # the incomplete batch is dropped
+    assert batches_per_epoch(ds, 3) == 3 == len(epoch_loader(ds, cfg, 0, 3))
+    # ranks: every world_size-th index, padded to equal length like DistributedSampler
+    shards = [EpochSampler(ds, 0, 3, rank=r, world_size=3).indices() for r in range(3)]
+    assert all(len(x) == 4 for x in shards) and set(i for sh in shards for i in sh) == set(range(10))
+    assert batches_per_epoch(ds, 2, world_size=3) == 2
+    assert [len(epoch_loader(ds, cfg, 0, 2, rank=r, world_size=3)) for r in range(3)] == [2, 2, 2]
+    assert _order(epoch_loader(ds, cfg, 0, 5, shuffle=False)) == list(range(10))
+    assert _order(epoch_loader(ds, cfg, 0, 2, seed_offset=1)) != e0  # BN passes: an order of their own
+
+
+def test_epoch_loader_sets_the_epoch_on_a_copy_and_leaves_the_global_rng():
+    ds, cfg = _Items(4), SimpleNamespace(seed=0, num_workers=0)
+    state = torch.get_rng_state()
+    batch = next(iter(epoch_loader(ds, cfg, 7, 2)))
+    assert batch["epoch"].tolist() == [7, 7] and ds.epoch == 0
+    assert torch.equal(torch.get_rng_state(), state)
 
 
 def test_loader_same_batches_with_and_without_workers(toy_root):
-    cfg = config_for_root("toy", toy_root)
+    cfg = config_for_root("toy", toy_root, seed=1)
     ds = build_dataset(cfg, toy_root)
-    a = make_loader(ds, 8, shuffle=True, num_workers=0, seed=1)
-    b = make_loader(ds, 8, shuffle=True, num_workers=2, seed=1)
-    assert len(a) == 8
+    assert batches_per_epoch(ds, 8) == 8
     for epoch in range(2):
-        for x, y in zip(a, b):
+        a = epoch_loader(ds, cfg, epoch, 8, num_workers=0)
+        b = epoch_loader(ds, cfg, epoch, 8, num_workers=2)
+        assert len(a) == 8
+        for x, y in zip(a, b, strict=True):
             assert x["name"] == y["name"]
             assert torch.equal(x["image"], y["image"]) and torch.equal(x["label"], y["label"])
-    # resume: epoch 1 from batch 3 gives the same batches as the uninterrupted run
-    a.sampler.set_epoch(1)
-    full = [x["name"] for x in a]
-    a.sampler.set_epoch(1, start=3 * 8)
-    assert [x["name"] for x in a] == full[3:]
+    # resume: epoch 1 from batch 3 gives the same batches as the uninterrupted epoch
+    full = [x for x in epoch_loader(ds, cfg, 1, 8)]
+    rest = [x for x in epoch_loader(ds, cfg, 1, 8, start_batch=3, num_workers=2)]
+    assert [x["name"] for x in rest] == [x["name"] for x in full[3:]]
+    assert all(torch.equal(x["image"], y["image"]) for x, y in zip(rest, full[3:]))
+    # the augmentation is that of the item in that epoch, whatever loaded it
+    i = ds.names.index(full[0]["name"][0])
+    assert torch.equal(full[0]["image"][0], ds[(i, 1)]["image"])
+
+
+def test_worker_init_ignores_stop_signals():
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    threads = torch.get_num_threads()
+    try:
+        _worker_init(0)
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN == signal.getsignal(signal.SIGTERM)
+        assert torch.get_num_threads() == 1
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        torch.set_num_threads(threads)
+    loader = epoch_loader(_Items(4), SimpleNamespace(seed=0, num_workers=2), 0, 2)
+    assert loader.worker_init_fn is _worker_init and not loader.persistent_workers
+    assert epoch_loader(_Items(4), SimpleNamespace(seed=0, num_workers=0), 0, 2).worker_init_fn is None
+
+
+def test_eval_loader_in_order_truncated_and_fixed_batch(toy_root):
+    ds = _Items(10)
+    assert _order(eval_loader(ds, 4)) == list(range(10))  # the last, smaller batch is kept
+    loader = eval_loader(ds, 4, max_images=6)
+    assert _order(loader) == list(range(6)) and len(loader.dataset) == 6 and len(loader) == 2
+    assert len(eval_loader(ds, 4, max_images=50).dataset) == 10
+    cfg = config_for_root("toy", toy_root)
+    val = build_dataset(cfg, toy_root, "val")
+    assert [n for b in eval_loader(val, 5, num_workers=2) for n in b["name"]] == val.names
+    train = build_dataset(cfg, toy_root)
+    train.set_epoch(5)
+    grid = fixed_batch(train, 3)
+    assert grid["name"] == train.names[:3] and train.epoch == 5
+    assert torch.equal(grid["image"][1], train[(1, 0)]["image"])  # epoch 0's items, not the caller's
+    assert fixed_batch(_Items(2), 8)["i"].tolist() == [0, 1]
 
 
 def test_outdoor_rule_and_cached_list(shared_dir, tmp_path, monkeypatch):

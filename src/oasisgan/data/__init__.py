@@ -8,7 +8,9 @@ Contract (docs/architecture.md):
 - ``read_label_file(path, cfg) -> np.ndarray`` int64 (H, W) model ids (LabelError naming the file)
 - ``check_dataset(cfg, root, mode="full", splits=None) -> CheckReport`` (``.ok``, ``.format()``)
 - ``oasisgan.data.toy.generate_toy(out, size=64, n_train=2000, n_val=200, seed=0)``
-- ``oasisgan.data.loader.make_loader(dataset, batch_size, shuffle, num_workers, seed, drop_last, ...)``
+- ``oasisgan.data.loader``: every DataLoader of the project, ``epoch_loader(dataset, cfg, epoch,
+  batch_size, rank, world_size, start_batch, ...)`` (training order, exact mid-epoch resume),
+  ``batches_per_epoch``, ``eval_loader(dataset, batch_size, max_images)`` (in order) and ``fixed_batch``
 """
 from __future__ import annotations
 
@@ -20,12 +22,12 @@ from . import ade20k, cityscapes, coco_stuff, custom
 from .base import Listing, PairedDataset
 from .classes import BENCHMARK_CLASSES, ClassesSpec, read_classes_file, write_classes_file
 from .labelmaps import read_label_file
-from .loader import SeededSampler, make_loader
+from .loader import batches_per_epoch, epoch_loader, eval_loader, fixed_batch
 from .toy import generate_toy
 
 __all__ = ["config_for_root", "build_dataset", "read_label_file", "check_dataset", "generate_toy",
-           "list_split", "make_loader", "SeededSampler", "PairedDataset", "read_classes_file",
-           "write_classes_file", "ClassesSpec", "DataError", "LabelError", "LAYOUTS"]
+           "list_split", "epoch_loader", "batches_per_epoch", "eval_loader", "fixed_batch", "PairedDataset",
+           "read_classes_file", "write_classes_file", "ClassesSpec", "DataError", "LabelError", "LAYOUTS"]
 
 LAYOUTS = {"ade20k": ade20k, "ade20k-outdoor": ade20k, "cityscapes": cityscapes, "coco-stuff": coco_stuff,
            "custom": custom}

@@ -75,8 +75,8 @@ class PairedDataset(torch.utils.data.Dataset):
     """Items: ``{"image": float32 (3,H,W) in [-1,1], "label": int64 (H,W), "name": str}``.
 
     ``dataset[i]`` uses ``self.epoch`` (``set_epoch``); ``dataset[(i, epoch)]`` names the epoch
-    explicitly (that is what ``oasisgan.data.loader.SeededSampler`` yields, so that worker processes
-    need no epoch state). The augmentation of an item depends only on (seed, epoch, index).
+    explicitly. The augmentation of an item depends only on (seed, epoch, index);
+    ``oasisgan.data.loader.epoch_loader`` sets the epoch on its own copy of the dataset.
     """
 
     def __init__(self, cfg, listing: Listing, split: str, augment: bool, seed: int, root: Path):

@@ -1,92 +1,111 @@
-"""DataLoader construction: a seeded, resumable, optionally distributed sampler + worker settings.
+"""Every DataLoader of the project: training epochs, in-order evaluation batches, the sample grid.
 
-The sampler yields ``(index, epoch)`` so that each item's augmentation is a function of
-(seed, epoch, index) only (see ``transforms.item_rng``): identical for any number of workers,
-with persistent workers, and after resuming. The order of an epoch is a permutation drawn from
-``(seed, epoch)``; with ``distributed=True`` each rank takes every ``world_size``-th index of it
-(padded to equal length like torch's DistributedSampler, or truncated with ``drop_last``).
+Three functions and a count; nothing else in oasisgan builds a ``torch.utils.data.DataLoader``:
+
+- ``epoch_loader(dataset, cfg, epoch, batch_size, rank=0, world_size=1, start_batch=0, ...)``:
+  one shuffled training epoch (or its remainder) of one rank. Training, the EMA generator's
+  BatchNorm re-collection (``seed_offset=1``, epochs of their own), the reference segmenter's
+  training and ``benchmarks/bench_data.py`` use it.
+- ``batches_per_epoch(dataset, batch_size, world_size=1)``: the number of batches
+  ``epoch_loader`` yields per rank and epoch.
+- ``eval_loader(dataset, batch_size, max_images=None, num_workers=0)``: the items in order,
+  optionally only the first ``max_images``, the last batch kept (evaluation, segmenter scores).
+- ``fixed_batch(dataset, n)``: the first ``n`` items collated, unaugmented order (the sample grid).
+
+Training data order: epoch ``e`` visits the dataset in the order of
+``DistributedSampler(seed=cfg.seed)`` after ``set_epoch(e)`` (one process is the 1-rank case:
+ranks take every ``world_size``-th index of the permutation, padded to equal length by
+repeating its start), split into per-rank batches with the last incomplete batch dropped, as
+the official loader does. Resuming at iteration ``i`` starts epoch ``i // batches_per_epoch`` at
+batch ``i % batches_per_epoch`` (``start_batch``) without loading the skipped batches. Each
+loader has its own ``torch.Generator``, so building it never draws from the global RNG, and a
+dataset with ``set_epoch`` (oasisgan.data's) gets a copy set to the epoch: augmentation is drawn
+from ``(seed, epoch, index)`` only, identical for any number of workers. Workers use one torch
+thread and ignore SIGINT/SIGTERM: on Ctrl-C (or a scheduler's SIGTERM, which reaches the whole
+process group) the main process saves a checkpoint, then stops the workers itself.
 """
 from __future__ import annotations
 
-import math
-import random
-from typing import Iterator, Optional, Tuple
+import copy
+import signal
+from typing import Iterator, List, Optional
 
-import numpy as np
 import torch
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset, default_collate
+from torch.utils.data.distributed import DistributedSampler
+
+__all__ = ["epoch_loader", "batches_per_epoch", "eval_loader", "fixed_batch", "EpochSampler"]
 
 
-class SeededSampler(torch.utils.data.Sampler):
-    """Yields ``(index, epoch)``. The epoch advances by one on each ``iter()`` unless ``set_epoch``
-    is called; ``set_epoch(epoch, start=k)`` resumes inside an epoch after this rank's first k samples."""
+class EpochSampler(Sampler[int]):
+    """The indices of one rank in one epoch (whole batches only), from batch `start_batch` on."""
 
-    def __init__(self, n: int, shuffle: bool = True, seed: int = 0, rank: int = 0, world_size: int = 1,
-                 drop_last: bool = False):
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} outside world size {world_size}")
-        self.n, self.shuffle, self.seed = int(n), bool(shuffle), int(seed)
-        self.rank, self.world_size, self.drop_last = int(rank), int(world_size), bool(drop_last)
-        self.epoch = 0
-        self.start = 0
-        if self.drop_last and self.n % self.world_size:
-            self.num_samples = self.n // self.world_size
-        else:
-            self.num_samples = math.ceil(self.n / self.world_size)
+    def __init__(self, dataset: Dataset, epoch: int, seed: int, rank: int = 0, world_size: int = 1,
+                 batch_size: int = 1, start_batch: int = 0, shuffle: bool = True):
+        self.inner = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle,
+                                        seed=seed, drop_last=False)
+        self.inner.set_epoch(epoch)
+        self.batch_size, self.start_batch = batch_size, start_batch
 
-    def set_epoch(self, epoch: int, start: int = 0) -> None:
-        self.epoch, self.start = int(epoch), int(start)
+    def indices(self) -> List[int]:
+        idx = list(iter(self.inner))
+        usable = (len(idx) // self.batch_size) * self.batch_size
+        return idx[self.start_batch * self.batch_size:usable]
 
-    def order(self, epoch: int) -> np.ndarray:
-        """The indices this rank visits in `epoch`."""
-        if self.shuffle:
-            idx = np.random.default_rng([self.seed & 0xFFFFFFFF, int(epoch), 0x5A4D]).permutation(self.n)
-        else:
-            idx = np.arange(self.n)
-        total = self.num_samples * self.world_size
-        if total > len(idx):  # pad by repeating from the start (as DistributedSampler does)
-            idx = np.concatenate([idx, np.resize(idx, total - len(idx))])
-        idx = idx[:total]
-        return idx[self.rank:total:self.world_size]
-
-    def __iter__(self) -> Iterator[Tuple[int, int]]:
-        epoch, start = self.epoch, self.start
-        self.epoch, self.start = epoch + 1, 0
-        for i in self.order(epoch)[start:].tolist():
-            yield (i, epoch)
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices())
 
     def __len__(self) -> int:
-        return self.num_samples
+        return max(0, (len(self.inner) // self.batch_size - self.start_batch) * self.batch_size)
 
 
-def seed_worker(worker_id: int) -> None:
-    """Seed Python's and numpy's global RNGs in a worker from torch's per-worker seed."""
-    s = torch.initial_seed() % 2 ** 32
-    random.seed(s)
-    np.random.seed(s)
+def batches_per_epoch(dataset: Dataset, batch_size: int, world_size: int = 1) -> int:
+    """Whole batches per rank and epoch (``len(epoch_loader(...))`` at ``start_batch=0``)."""
+    per_rank = -(-len(dataset) // world_size)  # DistributedSampler pads to a multiple of the world
+    return per_rank // batch_size
 
 
-def make_loader(dataset, batch_size: int, shuffle: bool = True, num_workers: int = 0, seed: int = 0,
-                drop_last: bool = True, distributed: bool = False, rank: int = 0, world_size: int = 1,
-                pin_memory: Optional[bool] = None, persistent_workers: Optional[bool] = None,
-                prefetch_factor: Optional[int] = None) -> torch.utils.data.DataLoader:
-    """A DataLoader over `dataset` (an oasisgan dataset, or any map-style dataset taking ``(i, epoch)``).
+def _worker_init(_) -> None:
+    torch.set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
-    ``loader.sampler`` is a ``SeededSampler``: call ``loader.sampler.set_epoch(e, start=k)`` to resume
-    at sample k of epoch e (k = batches done * batch_size). Pinned memory defaults to CUDA availability;
-    persistent workers to ``num_workers > 0``.
-    """
-    if not distributed:
-        rank, world_size = 0, 1
-    sampler = SeededSampler(len(dataset), shuffle=shuffle, seed=seed, rank=rank, world_size=world_size,
-                            drop_last=drop_last and distributed)
-    if pin_memory is None:
-        pin_memory = torch.cuda.is_available()
-    kwargs = {}
-    if num_workers > 0:
-        kwargs["persistent_workers"] = True if persistent_workers is None else persistent_workers
-        kwargs["worker_init_fn"] = seed_worker
-        kwargs["prefetch_factor"] = prefetch_factor or 2
-    g = torch.Generator()
-    g.manual_seed(int(seed))
-    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                                       pin_memory=pin_memory, drop_last=drop_last, generator=g, **kwargs)
+
+def _at_epoch(dataset: Dataset, epoch: int) -> Dataset:
+    """Our own view of `dataset` set to `epoch` (the caller's object is left as it was)."""
+    if hasattr(dataset, "set_epoch"):  # oasisgan datasets; any other map-style dataset works too
+        dataset = copy.copy(dataset)
+        dataset.set_epoch(epoch)
+    return dataset
+
+
+def epoch_loader(dataset: Dataset, cfg, epoch: int, batch_size: int, rank: int = 0, world_size: int = 1,
+                 start_batch: int = 0, num_workers: Optional[int] = None, pin_memory: bool = False,
+                 seed_offset: int = 0, shuffle: bool = True) -> DataLoader:
+    """A DataLoader over one epoch (or its remainder, from `start_batch`) of one rank's share of
+    `dataset` (see the module docstring). `cfg` gives ``seed`` and, unless `num_workers` is given,
+    ``num_workers``; `seed_offset` gives other passes (BN re-collection) an order of their own."""
+    dataset = _at_epoch(dataset, epoch)
+    sampler = EpochSampler(dataset, epoch, cfg.seed + seed_offset, rank, world_size, batch_size,
+                           start_batch, shuffle)
+    workers = cfg.num_workers if num_workers is None else num_workers
+    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch + seed_offset)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                      drop_last=True, pin_memory=pin_memory, generator=gen,
+                      worker_init_fn=_worker_init if workers > 0 else None,
+                      persistent_workers=False)
+
+
+def eval_loader(dataset: Dataset, batch_size: int, max_images: Optional[int] = None,
+                num_workers: int = 0) -> DataLoader:
+    """The items of `dataset` in order (the first `max_images` when given), the last batch kept.
+    ``len(loader.dataset)`` is the number of images it yields."""
+    if max_images is not None and len(dataset) > max_images:
+        dataset = Subset(dataset, range(max_images))
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, drop_last=False)
+
+
+def fixed_batch(dataset: Dataset, n: int) -> dict:
+    """The first `n` items of `dataset` (epoch 0, no shuffling), collated: the sample grid's labels."""
+    dataset = _at_epoch(dataset, 0)
+    return default_collate([dataset[i] for i in range(min(n, len(dataset)))])

@@ -37,12 +37,12 @@ from ..allocator import tune_cpu_allocator
 from ..checkpoint import (CheckpointError, atomic_save, make_checkpoint, read_checkpoint,
                           remove_stale_temporaries)
 from ..config import ConfigError, OASISConfig
+from ..data.loader import batches_per_epoch, epoch_loader, fixed_batch
 from ..errors import DataError, OASISError, first_line, worker_error_text
 from ..labels import one_hot
 from ..nn import Discriminator, Generator
 from . import distributed as D
 from .amp import Precision, prepare_module, to_memory_format
-from .data import batches_per_epoch, epoch_loader, fixed_batch
 from .ema import recollect_bn_stats
 from .logging import RunLogger, make_grid, sample_columns
 from .signals import StopRequest

@@ -3,7 +3,7 @@
 A checkpoint is read with ``torch.load(weights_only=True)``, so nothing in it may be an arbitrary
 Python object: numpy's and Python's RNG states are converted to tensors / lists of ints here and
 back on resume. Together with the optimisers, the EMA, the iteration counter and the
-deterministic data order (``training.data``), restoring these makes ``--resume`` exact.
+deterministic data order (``oasisgan.data.loader``), restoring these makes ``--resume`` exact.
 """
 from __future__ import annotations
 
