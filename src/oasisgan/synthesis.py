@@ -56,7 +56,7 @@ def _generator(model) -> torch.nn.Module:
 
 
 def _config(model):
-    return None if isinstance(model, torch.nn.Module) else getattr(model, "config", None)
+    return None if isinstance(model, torch.nn.Module) else model.config
 
 
 def _device(model) -> torch.device:
@@ -179,53 +179,15 @@ def read_label(path: Union[str, Path], config, size: Optional[Size] = None) -> n
     module's reader) and checks the ids against the model's classes. `size` (H, W): nearest resize.
     Raises LabelError naming the file.
     """
+    from .data import read_label_file
+
     path = Path(path)
-    try:
-        from .data import read_label_file  # the data module's reader (contract in docs/architecture.md)
-    except ImportError:
-        read_label_file = _read_label_fallback
     if not path.is_file():
         raise LabelError(f"{path}: label file not found")
     ids = np.asarray(read_label_file(path, config)).astype(np.int64)
     if size is not None:
         ids = resize_label(ids, size)
     check_ids(torch.from_numpy(ids), config.semantic_nc, path)
-    return ids
-
-
-def _read_label_fallback(path: Path, config) -> np.ndarray:
-    """Minimal reader used until `oasisgan.data.read_label_file` exists (same contract)."""
-    from PIL import Image
-
-    from .labels import palette_array
-
-    try:
-        with Image.open(path) as img:
-            img.load()
-            mode = img.mode
-            arr = np.array(img.convert("RGB") if mode in ("RGBA", "LA", "CMYK", "YCbCr") else img)
-    except Exception as e:
-        raise LabelError(f"{path}: cannot read label file: {e.__class__.__name__}: {e}") from None
-    if arr.ndim == 3:
-        if (arr[..., 0] == arr[..., 1]).all() and (arr[..., 1] == arr[..., 2]).all():
-            arr = arr[..., 0]
-        else:  # colour PNG through the palette
-            cmap = palette_array(config.palette, config.semantic_nc).astype(np.int64)
-            key = (arr[..., 0].astype(np.int64) << 16) | (arr[..., 1].astype(np.int64) << 8) | arr[..., 2]
-            table = {int((c[0] << 16) | (c[1] << 8) | c[2]): i for i, c in reversed(list(enumerate(cmap)))}
-            out = np.full(key.shape, -1, dtype=np.int64)
-            for k in np.unique(key):
-                if int(k) in table:
-                    out[key == k] = table[int(k)]
-            if (out < 0).any():
-                bad = np.unique(key[out < 0])[:5]
-                cols = ", ".join(str(((int(b) >> 16) & 255, (int(b) >> 8) & 255, int(b) & 255)) for b in bad)
-                raise LabelError(f"{path}: colour label has colours that are not in the model's "
-                                 f"palette: {cols}")
-            return out
-    ids = arr.astype(np.int64)
-    if config.dataset == "coco-stuff":  # raw 255 = unlabeled -> 0, others + 1 (official loader)
-        ids = np.where(ids == 255, 0, ids + 1)
     return ids
 
 

@@ -104,10 +104,10 @@ class Painter:
         self.palette = palette_array(cfg.palette, self.num_classes)[: self.num_classes]
         self.names = [cfg.class_name(i) for i in range(self.num_classes)]
         self.z_dim = int(cfg.z_dim)
-        self.noise = bool(getattr(cfg, "noise_3d", True))
+        self.noise = bool(cfg.noise_3d)
         self.dtype = np.uint8 if self.num_classes <= 256 else np.uint16
         self.encoding = "u8" if self.dtype == np.uint8 else "u16"
-        self.title = title or (model.path.name if getattr(model, "path", None) else cfg.preset)
+        self.title = title or (model.path.name if model.path else cfg.preset)
         self._lock = threading.Lock()
         self._noise_cache: Dict[int, torch.Tensor] = {}
         self.last_ms: Optional[float] = None

@@ -22,6 +22,9 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 
+from ..errors import OASISError
+from ..weights import WeightsError
+
 METRICS = ("fid", "miou", "lpips", "msssim", "spread", "fsd")
 # What each reported key means, and whether lower is better.
 METRIC_INFO: Dict[str, Tuple[str, bool]] = {
@@ -44,8 +47,6 @@ def lower_is_better(name: str) -> bool:
 
 
 def parse_metrics(metrics: Union[str, Sequence[str]]) -> Tuple[str, ...]:
-    from ..errors import OASISError
-
     if isinstance(metrics, str):
         metrics = [m for m in metrics.replace(" ", "").split(",") if m]
     out = []
@@ -91,49 +92,14 @@ class EvalReport:
 
 def _unwrap(generator):
     """Accept an OASISModel, a (DDP/compiled) Generator, or any module with z_dim."""
+    from ..model import OASISModel
+
     disc = None
-    if hasattr(generator, "generator") and hasattr(generator, "config"):
-        disc = getattr(generator, "discriminator", None)
-        generator = generator.generator
-    g = getattr(generator, "module", generator)
-    g = getattr(g, "_orig_mod", g)
+    if isinstance(generator, OASISModel):
+        generator, disc = generator.generator, generator.discriminator
+    g = getattr(generator, "module", generator)  # DDP
+    g = getattr(g, "_orig_mod", g)  # torch.compile
     return g, disc
-
-
-def _build_val_dataset(cfg, data_root, split):
-    try:
-        from ..data import build_dataset
-    except ImportError as e:  # the data package is part of the same project; this is a broken install
-        raise RuntimeError(f"oasisgan.data is not available: {e}") from None
-    return build_dataset(cfg, data_root, split=split)
-
-
-def _dataset_len(ds) -> int:
-    try:
-        return len(ds)
-    except TypeError:
-        return -1
-
-
-class _Loader:
-    """Batches of {"image", "label"} from a dataset of dicts, in order, optionally truncated."""
-
-    def __init__(self, dataset, batch_size: int, max_images: Optional[int], num_workers: int):
-        from torch.utils.data import DataLoader, Subset
-
-        n = _dataset_len(dataset)
-        if max_images is not None and n > max_images:
-            dataset = Subset(dataset, range(max_images))
-            n = max_images
-        self.n = n
-        self.loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                                 drop_last=False)
-
-    def __len__(self):
-        return len(self.loader)
-
-    def __iter__(self):
-        return iter(self.loader)
 
 
 def _stats_path(kind, cfg, data_root, split, extractor_id, n, cache_dir):
@@ -154,17 +120,9 @@ def evaluate(generator, cfg, data_root=None, metrics: Union[str, Sequence[str]] 
     return evaluate_report(generator, cfg, data_root, metrics, **options).metrics
 
 
-def _frechet(kind: str, real, feats: Dict[str, list], path: Optional[Path], split: str, nonfinite: int) -> float:
-    """FID and FSD alike: real statistics from the cache, else from this pass (then cached)."""
-    from .fid import FeatureStats
-
-    if real is None:
-        real = FeatureStats.from_features(torch.cat(feats[f"{kind}_real"]))
-        if path is not None:
-            real.save(path, {"kind": kind, "split": split})
-    if nonfinite:
-        return float("nan")
-    return real.distance(FeatureStats.from_features(torch.cat(feats[f"{kind}_fake"])))
+# The order of `EvalReport.metrics`.
+REPORT_ORDER = ("fid", "fsd", "miou", "miou_ratio", "accuracy", "lpips", "msssim", "msssim_real", "spread",
+                "spread_real", "spread_ratio")
 
 
 @torch.no_grad()
@@ -194,13 +152,12 @@ def evaluate_report(generator, cfg, data_root=None, metrics: Union[str, Sequence
         built `LPIPS`. samples: images per label map for diversity; diversity_maps: label maps used.
     on_missing: "raise" (default) or "skip" a metric whose weights/segmenter are unavailable
         (`report.skipped` says why).
-    """
-    from ..errors import OASISError
-    from ..labels import one_hot
-    from ..weights import WeightsError
-    from .fid import FeatureStats, inception_features, load_inception
-    from .miou import SegmentationScore
 
+    Steps: load the networks of the wanted metrics (`_Networks`; a missing file fails, or is
+    skipped, before the long pass), the validation batches (`_eval_data`), one fake per label map
+    for FID/FSD/mIoU (`_fake_pass`, reduced by `_reduce_fake_pass`), then the diversity pass
+    (`_diversity`).
+    """
     wanted = parse_metrics(metrics)
     if on_missing not in ("raise", "skip"):
         raise ValueError("on_missing must be 'raise' or 'skip'")
@@ -211,160 +168,236 @@ def evaluate_report(generator, cfg, data_root=None, metrics: Union[str, Sequence
     t0 = time.time()
     report = EvalReport({}, {"protocol": {"split": split, "resolution": [cfg.height, cfg.width], "seed": seed,
                                           "noise": "fresh z per image", "generator_mode": "eval"}})
-    skipped = report.skipped
 
-    def unavailable(name, err):
-        if on_missing == "raise":
-            raise err
-        skipped[name] = str(err)
+    def attempt(name, load):
+        """`load()`; a missing network raises, or (on_missing="skip") is noted in report.skipped."""
+        try:
+            return load()
+        except (WeightsError, OASISError) as e:
+            if on_missing == "raise":
+                raise
+            report.skipped[name] = str(e)
+            return None
 
     # ---- networks first, so a missing file fails before the long pass -----------------------
-    inc = inc_sha = None
-    if "fid" in wanted:
-        try:
-            if inception is not None:
-                inc, inc_sha = inception.eval().to(dev), "user-supplied"
-            else:
-                inc, inc_sha = load_inception(inception_weights, dev, verify=verify_weights)
-            report.info["inception_sha256"] = inc_sha
-        except (WeightsError, OASISError) as e:
-            unavailable("fid", e)
     segmenter, fsd_segmenter = _default_reference(cfg, data_root, wanted, segmenter, fsd_segmenter)
-    seg = None
+    nets = _Networks()
+    if "fid" in wanted:
+        nets.inception, nets.inception_sha = attempt("fid", lambda: _load_inception(
+            inception, inception_weights, verify_weights, dev, report)) or (None, None)
     if "miou" in wanted:
-        from .segmenters import load_segmenter
-
-        try:
-            seg = load_segmenter(segmenter, cfg, weights=segmenter_weights, class_map=class_map,
-                                 input_range=segmenter_input, input_size=segmenter_size,
-                                 discriminator=discriminator, device=dev, scales=segmenter_scales)
-            report.info["segmenter"] = {"name": seg.name, "classes": seg.num_classes,
-                                        "sha256": seg.weights_sha256, "scales": seg.scales,
-                                        "input_size": seg.input_size}
-            if getattr(seg, "real_miou", None) is not None:
-                report.info["segmenter"]["miou_on_real_val"] = seg.real_miou
-        except (WeightsError, OASISError) as e:
-            unavailable("miou", e)
-    fsd_seg = None
+        nets.segmenter = attempt("miou", lambda: _load_miou_segmenter(
+            segmenter, cfg, dev, report, weights=segmenter_weights, class_map=class_map,
+            input_range=segmenter_input, input_size=segmenter_size, discriminator=discriminator,
+            scales=segmenter_scales))
     if "fsd" in wanted:
-        from .segmenters import ReferenceSegmenter, load_segmenter
-
-        try:
-            spec = fsd_segmenter
-            if spec is None:
-                if isinstance(seg, ReferenceSegmenter):
-                    fsd_seg = seg
-                elif isinstance(segmenter, ReferenceSegmenter):
-                    fsd_seg = segmenter.eval().to(dev)
-                elif isinstance(segmenter, (str, Path)) and Path(segmenter).is_file():
-                    spec = segmenter
-            if fsd_seg is None:
-                if spec is None:
-                    raise OASISError("fsd needs the reference segmenter: train it with `oasis segmenter train` "
-                                     "and pass it (--segmenter FILE or --fsd-segmenter FILE)")
-                fsd_seg = load_segmenter(spec, cfg, device=dev)
-            if not isinstance(fsd_seg, ReferenceSegmenter):
-                raise OASISError("fsd uses the features of an oasisgan reference segmenter "
-                                 "(`oasis segmenter train`); the given segmenter is not one")
-            report.info["fsd_segmenter_sha256"] = fsd_seg.weights_sha256
-        except (WeightsError, OASISError) as e:
-            unavailable("fsd", e)
-            fsd_seg = None
-    lp = None
+        nets.fsd = attempt("fsd", lambda: _load_fsd_segmenter(fsd_segmenter, nets.segmenter, segmenter, cfg, dev,
+                                                              report))
     if "lpips" in wanted:
-        from .diversity import load_lpips
-
-        try:
-            lp = lpips_model.eval().to(dev) if lpips_model is not None else load_lpips(
-                lpips_net, lpips_version, lpips_backbone, lpips_weights, dev)
-            report.info["lpips"] = {"net": lp.net_name, "version": lp.version}
-        except (WeightsError, OASISError) as e:
-            unavailable("lpips", e)
+        nets.lpips = attempt("lpips", lambda: _load_lpips(lpips_model, lpips_net, lpips_version, lpips_backbone,
+                                                          lpips_weights, dev, report))
 
     # ---- data --------------------------------------------------------------------------------
-    if dataset is None:
-        if data_root is None:
-            raise OASISError("evaluate needs data_root (or a dataset)")
-        dataset = _build_val_dataset(cfg, data_root, split)
-    n_items = _dataset_len(dataset)
-    if n_items == 0:
-        raise OASISError(f"the {split} split has no images")
-    loader = _Loader(dataset, batch_size, max_images, num_workers)
-    report.info["num_images"] = loader.n
-    cacheable = use_cache and data_root is not None
+    dataset, loader = _eval_data(cfg, data_root, split, dataset, batch_size, max_images, num_workers)
+    report.info["num_images"] = len(loader.dataset)
 
     was_training = gen.training
     gen.eval()
     try:
-        # ---- pass 1: one fake per label map (FID, FSD, mIoU) ---------------------------------
-        if inc is not None or seg is not None or fsd_seg is not None:
-            rng = torch.Generator().manual_seed(seed)
-
-            def cached(kind, sha):  # (cache file, its real statistics when already there)
-                if not cacheable:
-                    return None, None
-                path = _stats_path(kind, cfg, data_root, split, sha, f"{loader.n}of{n_items}", cache_dir)
-                return path, (FeatureStats.load(path) if path.is_file() else None)
-
-            fid_path = real_fid = fsd_path = real_fsd = None
-            if inc is not None:
-                fid_path, real_fid = cached("fid", inc_sha)
-            if fsd_seg is not None:
-                fsd_path, real_fsd = cached("fsd", fsd_seg.weights_sha256 or "?")
-            feats = {"fid_real": [], "fid_fake": [], "fsd_real": [], "fsd_fake": []}
-            score = None
-            if seg is not None:
-                classes = torch.nonzero(seg.valid_classes).flatten().tolist()
-                score = SegmentationScore(seg.num_classes, classes, seg.class_names)
-            nonfinite = 0
-            names = [m for m in ("fid", "fsd", "miou") if {"fid": inc, "fsd": fsd_seg, "miou": seg}[m] is not None]
-            bar = _progress(loader, f"evaluate {'+'.join(names)}", progress)
-            for batch in bar:
-                label = batch["label"].to(gen_device)
-                z = torch.randn(label.shape[0], gen.z_dim, generator=rng).to(gen_device)
-                fake = gen(one_hot(label, cfg.semantic_nc), z).float()
-                if not torch.isfinite(fake).all():
-                    nonfinite += 1
-                    fake = torch.nan_to_num(fake, nan=0.0, posinf=1.0, neginf=-1.0)
-                fake = fake.to(dev)
-                if inc is not None:
-                    feats["fid_fake"].append(inception_features(inc, fake, batch_size))
-                    if real_fid is None:
-                        feats["fid_real"].append(inception_features(inc, batch["image"].to(dev), batch_size))
-                if fsd_seg is not None:
-                    feats["fsd_fake"].append(fsd_seg.features(fake).float().cpu())
-                    if real_fsd is None:
-                        feats["fsd_real"].append(fsd_seg.features(batch["image"].to(dev)).float().cpu())
-                if seg is not None:
-                    pred = seg.predict(fake)
-                    score.update(pred.cpu(), seg.map_labels(batch["label"]).cpu())
-            if nonfinite:
-                report.info["warning"] = f"the generator produced inf/NaN in {nonfinite} batch(es)"
-            if inc is not None:
-                report.metrics["fid"] = _frechet("fid", real_fid, feats, fid_path, split, nonfinite)
-                report.info["fid_real_stats"] = str(fid_path) if fid_path else None
-            if seg is not None:
-                report.metrics["miou"] = score.miou
-                real = getattr(seg, "real_miou", None)
-                if real:
-                    report.metrics["miou_ratio"] = score.miou / real
-                report.metrics["accuracy"] = score.accuracy
-                report.info["per_class_iou"] = score.per_class()
-            if fsd_seg is not None:
-                report.metrics["fsd"] = _frechet("fsd", real_fsd, feats, fsd_path, split, nonfinite)
-        # ---- pass 2: diversity -----------------------------------------------------------------
+        if nets.inception is not None or nets.segmenter is not None or nets.fsd is not None:
+            cacheable = use_cache and data_root is not None
+            n = f"{len(loader.dataset)}of{len(dataset)}"
+            real = {kind: _cached_real_stats(kind, sha, cfg, data_root, split, n, cache_dir) if cacheable else (None, None)
+                    for kind, sha in (("fid", nets.inception_sha), ("fsd", nets.fsd_sha)) if sha is not None}
+            fakes = _fake_pass(gen, cfg, loader, nets, {k: s is None for k, (_, s) in real.items()}, seed,
+                               batch_size, gen_device, dev, progress)
+            _reduce_fake_pass(fakes, nets, real, split, report)
         want_ms, want_spread = "msssim" in wanted, "spread" in wanted
-        if lp is not None or want_ms or want_spread:
-            _diversity(gen, cfg, dataset, lp, want_ms, want_spread, samples, diversity_maps, batch_size,
+        if nets.lpips is not None or want_ms or want_spread:
+            _diversity(gen, cfg, dataset, nets.lpips, want_ms, want_spread, samples, diversity_maps, batch_size,
                        seed + 1, gen_device, dev, progress, report, data_root)
     finally:
         gen.train(was_training)
-    report.metrics = {k: report.metrics[k] for k in ("fid", "fsd", "miou", "miou_ratio", "accuracy", "lpips",
-                                                     "msssim", "msssim_real", "spread", "spread_real",
-                                                     "spread_ratio")
-                      if k in report.metrics}
+    report.metrics = {k: report.metrics[k] for k in REPORT_ORDER if k in report.metrics}
     report.info["seconds"] = round(time.time() - t0, 2)
     return report
+
+
+# ------------------------------------------------------------------------------------------------
+# evaluate_report's steps
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class _Networks:
+    """The networks of the wanted metrics (None: not wanted, or skipped)."""
+
+    inception: Optional[nn.Module] = None
+    inception_sha: Optional[str] = None
+    segmenter: Optional[nn.Module] = None  # a `Segmenter` (mIoU)
+    fsd: Optional[nn.Module] = None  # a `ReferenceSegmenter` (FSD features)
+    lpips: Optional[nn.Module] = None
+
+    @property
+    def fsd_sha(self) -> Optional[str]:
+        return None if self.fsd is None else (self.fsd.weights_sha256 or "?")
+
+
+def _load_inception(inception, weights, verify, dev, report) -> Tuple[nn.Module, str]:
+    from .fid import load_inception
+
+    if inception is not None:
+        inc, sha = inception.eval().to(dev), "user-supplied"
+    else:
+        inc, sha = load_inception(weights, dev, verify=verify)
+    report.info["inception_sha256"] = sha
+    return inc, sha
+
+
+def _load_miou_segmenter(spec, cfg, dev, report, **options) -> nn.Module:
+    from .segmenters import load_segmenter
+
+    seg = load_segmenter(spec, cfg, device=dev, **options)
+    report.info["segmenter"] = {"name": seg.name, "classes": seg.num_classes, "sha256": seg.weights_sha256,
+                                "scales": seg.scales, "input_size": seg.input_size}
+    if seg.real_miou is not None:
+        report.info["segmenter"]["miou_on_real_val"] = seg.real_miou
+    return seg
+
+
+def _load_fsd_segmenter(fsd_spec, miou_seg, seg_spec, cfg, dev, report) -> nn.Module:
+    """The reference segmenter whose features FSD compares: `fsd_spec`, else the mIoU one when it
+    is a reference segmenter."""
+    from .segmenters import ReferenceSegmenter, load_segmenter
+
+    fsd_seg = None
+    if fsd_spec is None:
+        if isinstance(miou_seg, ReferenceSegmenter):
+            fsd_seg = miou_seg
+        elif isinstance(seg_spec, ReferenceSegmenter):
+            fsd_seg = seg_spec.eval().to(dev)
+        elif isinstance(seg_spec, (str, Path)) and Path(seg_spec).is_file():
+            fsd_spec = seg_spec
+    if fsd_seg is None:
+        if fsd_spec is None:
+            raise OASISError("fsd needs the reference segmenter: train it with `oasis segmenter train` "
+                             "and pass it (--segmenter FILE or --fsd-segmenter FILE)")
+        fsd_seg = load_segmenter(fsd_spec, cfg, device=dev)
+    if not isinstance(fsd_seg, ReferenceSegmenter):
+        raise OASISError("fsd uses the features of an oasisgan reference segmenter "
+                         "(`oasis segmenter train`); the given segmenter is not one")
+    report.info["fsd_segmenter_sha256"] = fsd_seg.weights_sha256
+    return fsd_seg
+
+
+def _load_lpips(model, net, version, backbone, weights, dev, report) -> nn.Module:
+    from .diversity import load_lpips
+
+    lp = model.eval().to(dev) if model is not None else load_lpips(net, version, backbone, weights, dev)
+    report.info["lpips"] = {"net": lp.net_name, "version": lp.version}
+    return lp
+
+
+def _eval_data(cfg, data_root, split, dataset, batch_size, max_images, num_workers):
+    """The evaluated dataset (`dataset`, else the `split` of `data_root`) and its in-order batches."""
+    from ..data import build_dataset, eval_loader
+
+    if dataset is None:
+        if data_root is None:
+            raise OASISError("evaluate needs data_root (or a dataset)")
+        dataset = build_dataset(cfg, data_root, split=split)
+    if len(dataset) == 0:
+        raise OASISError(f"the {split} split has no images")
+    return dataset, eval_loader(dataset, batch_size, max_images, num_workers)
+
+
+def _cached_real_stats(kind, sha, cfg, data_root, split, n, cache_dir):
+    """(the cache file of the real statistics, the statistics when it already holds them)."""
+    from .fid import FeatureStats
+
+    path = _stats_path(kind, cfg, data_root, split, sha, n, cache_dir)
+    return path, (FeatureStats.load(path) if path.is_file() else None)
+
+
+@dataclass
+class _FakePass:
+    """What the pass over the validation batches collected."""
+
+    features: Dict[str, list]  # "fid_fake", "fid_real", "fsd_fake", "fsd_real": per-batch (B, D) CPU tensors
+    score: Any  # SegmentationScore of the fakes (mIoU), or None
+    nonfinite: int  # batches in which the generator produced inf/NaN
+
+
+def _fake_pass(gen, cfg, loader, nets: _Networks, need_real: Dict[str, bool], seed, batch_size, gen_device, dev,
+               progress) -> _FakePass:
+    """One fake per label map (z from a CPU generator seeded with `seed`, drawn batch by batch):
+    Inception / reference-segmenter features of the fakes (and of the real images where
+    `need_real[kind]`: their statistics are not cached), and the segmentation score of the fakes."""
+    from ..labels import one_hot
+    from .fid import inception_features
+    from .miou import SegmentationScore
+
+    inc, seg, fsd_seg = nets.inception, nets.segmenter, nets.fsd
+    rng = torch.Generator().manual_seed(seed)
+    feats: Dict[str, list] = {"fid_real": [], "fid_fake": [], "fsd_real": [], "fsd_fake": []}
+    score = None
+    if seg is not None:
+        classes = torch.nonzero(seg.valid_classes).flatten().tolist()
+        score = SegmentationScore(seg.num_classes, classes, seg.class_names)
+    nonfinite = 0
+    names = [m for m, net in (("fid", inc), ("fsd", fsd_seg), ("miou", seg)) if net is not None]
+    for batch in _progress(loader, f"evaluate {'+'.join(names)}", progress):
+        label = batch["label"].to(gen_device)
+        z = torch.randn(label.shape[0], gen.z_dim, generator=rng).to(gen_device)
+        fake = gen(one_hot(label, cfg.semantic_nc), z).float()
+        if not torch.isfinite(fake).all():
+            nonfinite += 1
+            fake = torch.nan_to_num(fake, nan=0.0, posinf=1.0, neginf=-1.0)
+        fake = fake.to(dev)
+        if inc is not None:
+            feats["fid_fake"].append(inception_features(inc, fake, batch_size))
+            if need_real["fid"]:
+                feats["fid_real"].append(inception_features(inc, batch["image"].to(dev), batch_size))
+        if fsd_seg is not None:
+            feats["fsd_fake"].append(fsd_seg.features(fake).float().cpu())
+            if need_real["fsd"]:
+                feats["fsd_real"].append(fsd_seg.features(batch["image"].to(dev)).float().cpu())
+        if seg is not None:
+            pred = seg.predict(fake)
+            score.update(pred.cpu(), seg.map_labels(batch["label"]).cpu())
+    return _FakePass(feats, score, nonfinite)
+
+
+def _reduce_fake_pass(fakes: _FakePass, nets: _Networks, real, split, report) -> None:
+    """FID, mIoU (+ ratio to the segmenter's real mIoU, accuracy, per-class IoU) and FSD into `report`.
+    `real`: kind -> (cache file, cached real statistics or None)."""
+    if fakes.nonfinite:
+        report.info["warning"] = f"the generator produced inf/NaN in {fakes.nonfinite} batch(es)"
+    if nets.inception is not None:
+        path, stats = real["fid"]
+        report.metrics["fid"] = _frechet("fid", stats, fakes.features, path, split, fakes.nonfinite)
+        report.info["fid_real_stats"] = str(path) if path else None
+    if nets.segmenter is not None:
+        score = fakes.score
+        report.metrics["miou"] = score.miou
+        if nets.segmenter.real_miou:
+            report.metrics["miou_ratio"] = score.miou / nets.segmenter.real_miou
+        report.metrics["accuracy"] = score.accuracy
+        report.info["per_class_iou"] = score.per_class()
+    if nets.fsd is not None:
+        path, stats = real["fsd"]
+        report.metrics["fsd"] = _frechet("fsd", stats, fakes.features, path, split, fakes.nonfinite)
+
+
+def _frechet(kind: str, real, feats: Dict[str, list], path: Optional[Path], split: str, nonfinite: int) -> float:
+    """FID and FSD alike: real statistics from the cache, else from this pass (then cached)."""
+    from .fid import FeatureStats
+
+    if real is None:
+        real = FeatureStats.from_features(torch.cat(feats[f"{kind}_real"]))
+        if path is not None:
+            real.save(path, {"kind": kind, "split": split})
+    if nonfinite:
+        return float("nan")
+    return real.distance(FeatureStats.from_features(torch.cat(feats[f"{kind}_fake"])))
 
 
 REFERENCE_SEGMENTER_FILENAME = "reference_segmenter.pt"
@@ -415,8 +448,6 @@ def check_metrics(metrics, cfg, data_root=None, **options) -> None:
                        input_range=options.get("segmenter_input", "minus1_1"),
                        discriminator=options.get("discriminator"))
     if "fsd" in wanted:
-        from ..errors import OASISError
-
         spec = fsd_spec if fsd_spec is not None else seg_spec
         if spec is None or not (isinstance(spec, nn.Module) or Path(str(spec)).is_file()):
             raise OASISError("fsd needs the reference segmenter: train it with `oasis segmenter train` "
@@ -470,13 +501,12 @@ def _real_looks(item, looks, cfg) -> Optional[torch.Tensor]:
 def _diversity(gen, cfg, dataset, lp, want_ms, want_spread, samples, n_maps, batch_size, seed, gen_device,
                dev, progress, report, data_root=None):
     from ..data.toy import appearance_paths
-    from ..errors import OASISError
     from ..labels import one_hot
     from .diversity import ms_ssim, pairwise_mean
 
     if samples < 2:
         raise OASISError("diversity needs --samples >= 2")
-    n = _dataset_len(dataset)
+    n = len(dataset)
     n_maps = n if n_maps is None or n_maps <= 0 else min(n_maps, n)
     rng = torch.Generator().manual_seed(seed)
     looks = appearance_paths(data_root) if data_root is not None and (want_spread or want_ms) else {}

@@ -56,7 +56,6 @@ RESUMABLE_CHANGES = {"iters", "num_epochs", "num_workers", "freq_print", "freq_s
                      "freq_save_ckpt", "freq_fid", "eval_metrics", "log_every", "lr_g", "lr_d",
                      "compile", "channels_last", "fused_updates", "fused_losses", "batch_d_calls",
                      "tune_malloc", "bn_stats_batches", "class_names", "palette"}
-HIGHER_IS_BETTER = ("miou", "iou", "acc", "accuracy")
 BN_EPOCH_BASE = 1_000_000  # data "epochs" of the BN re-collection passes: never those of training
 GRID_SAMPLES = 8
 
@@ -80,15 +79,11 @@ class TrainResult:
 
 
 def _metric_is_better(name: str, new: float, old: Optional[float]) -> bool:
+    from ..metrics import lower_is_better
+
     if old is None:
         return True
-    try:
-        from ..metrics import lower_is_better
-
-        lower = lower_is_better(name)
-    except ImportError:
-        lower = not any(h in name.lower() for h in HIGHER_IS_BETTER)
-    return new < old if lower else new > old
+    return new < old if lower_is_better(name) else new > old
 
 
 def make_adam(params, lr: float, cfg: OASISConfig) -> torch.optim.Adam:
@@ -207,6 +202,7 @@ class Trainer:
             self._load_training_state(resume_ckpt["training"])
         self.resumed_from = self.step if resume_ckpt is not None else None
         self.recollected_at: Optional[int] = None
+        self.periodic_done: Optional[int] = None  # the last iteration `_periodic` ran at
         self.grid_batch = None
         if ctx.is_main:
             write_config(cfg, self.out_dir / "config.yaml")
@@ -238,23 +234,16 @@ class Trainer:
 
     def _eval_preflight(self, explicit: bool) -> bool:
         """Can the configured metrics run? Decided at start-up, never mid-run."""
+        from ..metrics import check_metrics
+
         why = None
-        try:
-            from .. import metrics
-        except ImportError as e:
-            why = f"oasisgan.metrics is not available ({e})"
+        if self.data_root is None:
+            why = "evaluation needs --data-root"
         else:
-            if not hasattr(metrics, "evaluate"):
-                why = "oasisgan.metrics.evaluate is not available"
-            elif self.data_root is None:
-                why = "evaluation needs --data-root"
-            else:
-                check = getattr(metrics, "check_metrics", None)
-                if check is not None:
-                    try:
-                        check(self.eval_metrics, self.cfg, self.data_root)
-                    except Exception as e:  # missing weights, unknown metric...
-                        why = str(e)
+            try:
+                check_metrics(self.eval_metrics, self.cfg, self.data_root)
+            except Exception as e:  # missing weights, unknown metric...
+                why = str(e)
         if why is None:
             return True
         if explicit:
@@ -487,7 +476,7 @@ class Trainer:
 
     def _finish(self, step: int, interrupted: bool) -> Optional[Path]:
         """Grid, evaluation and checkpoints at the end of the run (or on a stop request)."""
-        due = self._scheduled(step) if getattr(self, "periodic_done", None) == step else {}
+        due = self._scheduled(step) if self.periodic_done == step else {}
         with self.output_state(step) as train_buffers:
             if not due.get("grid") and not interrupted:
                 self.sample_grid(step)

@@ -131,6 +131,7 @@ class Segmenter(nn.Module):
                            torch.full_like(label, -1))
 
     scales: Optional[Sequence[int]] = None  # multi-scale test (short sides), see `multiscale_forward`
+    real_miou: Optional[float] = None  # its mIoU on the real validation images, when known (reference U-Net)
     max_size: int = 1000
     size_multiple: int = 32
 

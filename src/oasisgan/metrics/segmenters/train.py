@@ -17,25 +17,23 @@ from .unet import ReferenceUNet, build_reference_segmenter, segmenter_checkpoint
 def score_segmenter(seg, dataset, batch_size: int = 16, max_images: Optional[int] = None,
                     progress: bool = False, device="cpu") -> Dict[str, Any]:
     """mIoU / pixel accuracy of a `Segmenter` on real images of a dataset (don't care ignored)."""
-    from torch.utils.data import DataLoader, Subset
-
+    from ...data.loader import eval_loader
     from ..miou import SegmentationScore
 
-    if max_images is not None and len(dataset) > max_images:
-        dataset = Subset(dataset, range(max_images))
+    loader = eval_loader(dataset, batch_size, max_images)
     classes = torch.nonzero(seg.valid_classes).flatten().tolist()
     score = SegmentationScore(seg.num_classes, classes, seg.class_names)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    bar = loader
     if progress:
         from tqdm import tqdm
 
-        loader = tqdm(loader, desc="segmenter val", leave=False, file=sys.stderr)
+        bar = tqdm(loader, desc="segmenter val", leave=False, file=sys.stderr)
     seg.eval()
-    for batch in loader:
+    for batch in bar:
         pred = seg.predict(batch["image"].to(device)).cpu()
         score.update(pred, seg.map_labels(batch["label"]))
     return {"miou": score.miou, "accuracy": score.accuracy, "per_class_iou": score.per_class(),
-            "num_images": len(dataset)}
+            "num_images": len(loader.dataset)}
 
 
 def train_reference_segmenter(cfg, data_root: Union[str, Path], out: Union[str, Path], iters: int = 3000,
@@ -46,11 +44,11 @@ def train_reference_segmenter(cfg, data_root: Union[str, Path], out: Union[str, 
     split, and save it to `out`. Returns {"miou", "accuracy", "per_class_iou", "iters", "seconds", "out"}.
 
     Adam (lr, betas 0.9/0.999) with a cosine decay, cross-entropy with the don't-care label ignored.
+    Batches: training's `epoch_loader`, in an order drawn from `seed`, augmented anew every epoch.
     """
-    from torch.utils.data import DataLoader
-
     from ...checkpoint import atomic_save
     from ...data import build_dataset
+    from ...data.loader import epoch_loader
     from ...errors import OASISError
 
     if iters < 1:
@@ -65,20 +63,19 @@ def train_reference_segmenter(cfg, data_root: Union[str, Path], out: Union[str, 
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, iters) / iters)))
     ignore = cfg.dontcare_label if cfg.dontcare_label is not None else -100
-    g = torch.Generator().manual_seed(seed)
-    loader = DataLoader(train_ds, batch_size=min(batch_size, len(train_ds)), shuffle=True, drop_last=True,
-                        num_workers=num_workers, generator=g)
+    train_batch = min(batch_size, len(train_ds))
+    order = cfg.replace(seed=seed)  # the batches' order follows `seed`
     t0 = time.time()
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=iters, desc="segmenter train", file=sys.stderr, dynamic_ncols=True)
-    it = 0
+    it = epoch = 0
     net.train()
     loss_avg = None
     while it < iters:
-        for batch in loader:
+        for batch in epoch_loader(train_ds, order, epoch, train_batch, num_workers=num_workers):
             x, y = batch["image"].to(dev), batch["label"].to(dev)
             loss = F.cross_entropy(net(x), y, ignore_index=ignore)
             opt.zero_grad(set_to_none=True)
@@ -93,6 +90,7 @@ def train_reference_segmenter(cfg, data_root: Union[str, Path], out: Union[str, 
                 bar.set_postfix(loss=f"{loss_avg:.3f}")
             if it >= iters:
                 break
+        epoch += 1
     if bar is not None:
         bar.close()
     net.eval()
