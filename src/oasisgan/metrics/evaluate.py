@@ -207,7 +207,8 @@ def evaluate_report(generator, cfg, data_root=None, metrics: Union[str, Sequence
         if nets.inception is not None or nets.segmenter is not None or nets.fsd is not None:
             cacheable = use_cache and data_root is not None
             n = f"{len(loader.dataset)}of{len(dataset)}"
-            real = {kind: _cached_real_stats(kind, sha, cfg, data_root, split, n, cache_dir) if cacheable else (None, None)
+            real = {kind: (None, None) if not cacheable else
+                    _cached_real_stats(kind, sha, cfg, data_root, split, n, cache_dir)
                     for kind, sha in (("fid", nets.inception_sha), ("fsd", nets.fsd_sha)) if sha is not None}
             fakes = _fake_pass(gen, cfg, loader, nets, {k: s is None for k, (_, s) in real.items()}, seed,
                                batch_size, gen_device, dev, progress)
