@@ -79,7 +79,7 @@ class OASISConfig:
     amp: str = "none"  # none | bf16 | fp16
     channels_last: bool = False
     compile: bool = False
-    fast_spade: bool = True  # exact reformulation of SPADE's label convolutions (see nn/spade.py)
+    fast_spade: bool = True  # CPU kernels for G and D, the same function (oasisgan.accel)
     # Adam(fused=True) and the EMA as one lerp pass: the official updates up to float rounding;
     # false: the official per-tensor arithmetic, bit for bit.
     fused_updates: bool = True

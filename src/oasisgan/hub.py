@@ -178,6 +178,7 @@ def load_pretrained_dir(path: Union[str, Path], device: Union[str, torch.device]
     """An OASISModel from a `save_pretrained` folder: the same object `oasisgan.load` returns."""
     from .checkpoint import check_finite
     from .model import OASISModel, _load_into
+    from .accel import accelerate
     from .nn import Discriminator, Generator
 
     path = Path(path)
@@ -185,7 +186,7 @@ def load_pretrained_dir(path: Union[str, Path], device: Union[str, torch.device]
         raise PretrainedFormatError(f"{path} has no {WEIGHTS_NAME} (a save_pretrained folder holds "
                                     f"{CONFIG_NAME} and {WEIGHTS_NAME})")
     config = read_config(path)
-    gen = Generator.from_config(config, init=False)
+    gen = accelerate(Generator.from_config(config, init=False), config.fast_spade)
     state = _load_safetensors(path / WEIGHTS_NAME)
     check_finite(state, path / WEIGHTS_NAME, "generator", allow_nonfinite)
     _load_into(gen, state, path / WEIGHTS_NAME, "generator")

@@ -6,6 +6,7 @@ from typing import Optional, Union
 
 import torch
 
+from .accel import accelerate
 from .checkpoint import CheckpointError, check_finite, read_checkpoint
 from .errors import first_line
 from .config import OASISConfig
@@ -74,7 +75,7 @@ def load(path: Union[str, Path], device: Union[str, torch.device] = "cpu",
         config = OASISConfig.from_dict(ckpt["config"], strict=False)
     except Exception as e:
         raise CheckpointError(f"{path}: invalid config: {e}") from None
-    gen = Generator.from_config(config, init=False)
+    gen = accelerate(Generator.from_config(config, init=False), config.fast_spade)
     state = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["generator"]
     check_finite(state, path, "EMA generator" if ckpt.get("ema") is not None else "generator", allow_nonfinite)
     _load_into(gen, state, path, "generator")

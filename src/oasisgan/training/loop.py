@@ -33,6 +33,7 @@ from typing import Any, Dict, Iterator, List, Optional, Union
 import torch
 import torch.nn as nn
 
+from ..accel import accelerate
 from ..allocator import tune_cpu_allocator
 from ..checkpoint import (CheckpointError, atomic_save, make_checkpoint, read_checkpoint,
                           remove_stale_temporaries)
@@ -174,8 +175,8 @@ class Trainer:
 
         # --- networks (identical on every rank), EMA as a copy of the initialised G ---
         seed_everything(cfg.seed)
-        g = Generator.from_config(cfg)
-        d = Discriminator.from_config(cfg)
+        g = accelerate(Generator.from_config(cfg), cfg.fast_spade)
+        d = accelerate(Discriminator.from_config(cfg), cfg.fast_spade)
         ema = copy.deepcopy(g).requires_grad_(False) if cfg.ema else None
         if resume_ckpt is not None:
             self._load_weights(resume_ckpt, g, d, ema, latest)
