@@ -257,6 +257,26 @@ def _split_steps(steps, stages: Sequence[str]) -> List[int]:
     return out
 
 
+class _Adam:
+    """Adam (Kingma & Ba) for one tensor. torch.optim's first use imports torch._dynamo, which
+    takes 5 s on a small CPU: longer than a whole toy inversion."""
+
+    def __init__(self, param: torch.Tensor, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.param, self.lr, self.betas, self.eps, self.t = param, lr, betas, eps, 0
+        self.m, self.v = torch.zeros_like(param), torch.zeros_like(param)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        b1, b2 = self.betas
+        g = self.param.grad
+        self.t += 1
+        self.m.mul_(b1).add_(g, alpha=1 - b1)
+        self.v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        denom = (self.v / (1 - b2 ** self.t)).sqrt_().add_(self.eps)
+        self.param.addcdiv_(self.m, denom, value=-self.lr / (1 - b1 ** self.t))
+        self.param.grad = None
+
+
 def invert(model, image, label, steps: Union[int, Sequence[int]] = 200,
            stages: Sequence[str] = ("class", "spatial"), lr: float = 0.05, seed: Optional[int] = 0,
            lpips="auto", lpips_weight: float = 1.0, lpips_backbone=None, lpips_weights=None,
@@ -340,9 +360,8 @@ def invert(model, image, label, steps: Union[int, Sequence[int]] = 200,
                 param = torch.zeros_like(base).requires_grad_(True)                # a correction
                 make = lambda p, base=base: base + p                               # noqa: E731
                 prior = lambda zz, p: _prior(zz, same_x, same_y, smooth_weight)     # noqa: E731
-            opt = torch.optim.Adam([param], lr=lr if stage != "spatial" else lr / 2)
+            opt = _Adam(param, lr=lr if stage != "spatial" else lr / 2)
             for i in range(count):
-                opt.zero_grad(set_to_none=True)
                 zz = make(param)
                 _, loss = loss_of(zz)
                 full = loss + prior_weight * prior(zz, param)
