@@ -283,3 +283,63 @@ def test_cli(model, files, tmp_path, capsys):
     base[4] = str(tmp_path / "z.npy")  # --out must be a .pt
     assert main(base + ["--image", str(files["image"]), "--label", str(files["label"])]) == 2
     assert "z.npy" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------
+# the painter's photo mode (API; the browser flow is in test_app_browser.py)
+def test_painter_photo_api(model, photo):
+    import base64
+    import time
+
+    from oasisgan.app import Painter, serve_in_thread
+    from test_app_helpers import decode_image, map_payload, request
+
+    image, lab = photo
+    img = ((image.permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8)
+    b64 = lambda arr: base64.b64encode(png_bytes(arr.astype(np.uint8))).decode()  # noqa: E731
+    srv, thread = serve_in_thread(Painter(model), port=0)
+    try:
+        url = srv.url + "api/"
+        status, res, _ = request(url + "invert", {"image": b64(img), "label": b64(lab[:32]), "name": "p.png"})
+        assert status == 400 and "p.png is 64x64 but its label map" in res["error"], res
+        status, res, _ = request(url + "invert", {"image": b64(lab), "label": b64(lab), "steps": 0})
+        assert status == 400 and "steps" in res["error"]
+        status, res, _ = request(url + "invert", {"image": base64.b64encode(b"junk").decode(), "label": b64(lab)})
+        assert status == 400 and "not an image" in res["error"]
+        status, res, _ = request(url + "invert", {"image": b64(img), "label": b64(lab), "steps": 30})
+        assert status == 200, res
+        job = res["job"]
+        for _ in range(600):
+            status, st, _ = request(url + f"invert?job={job}")
+            assert status == 200 and st["state"] != "error", st
+            if st["state"] == "done":
+                break
+            time.sleep(0.1)
+        ph = st["photo"]
+        assert st["step"] == 30 and ph["psnr"] > 20 and decode_image(ph["image"]).shape == (H, W, 3)
+        # synthesis with the photo's noise and unchanged label = the reconstruction
+        body = {"label": map_payload(lab), "noise": {"seeds": [5], "map": None}, "photo": {"id": ph["id"]}}
+        status, res, _ = request(url + "synthesize", body)
+        assert status == 200, res
+        assert np.abs(decode_image(res["image"]) - decode_image(ph["reconstruction"])).max() <= 1
+        # an edit with paste-back: the photo's pixels far away
+        new = lab.copy()
+        new[4:16, 6:22] = 5
+        body = {"label": map_payload(new), "noise": {"seeds": [5], "map": None},
+                "photo": {"id": ph["id"], "paste_back": True}}
+        status, res, _ = request(url + "synthesize", body)
+        out = decode_image(res["image"])
+        assert np.abs(out[40:, :] - img[40:, :]).max() <= 1 and np.abs(out[4:16, 6:22] - img[4:16, 6:22]).mean() > 5
+        # transfer: a class the source lacks, an unknown photo
+        body["photo"]["transfers"] = [{"photo": ph["id"], "class": 7}]
+        status, res, _ = request(url + "synthesize", body)
+        assert status == 400 and "no pixels of class 'building'" in res["error"]
+        body["photo"] = {"id": "nope"}
+        status, res, _ = request(url + "synthesize", body)
+        assert status == 404 and "open it again" in res["error"]
+        status, res, _ = request(url + "invert?job=nope")
+        assert status == 404
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(5)
