@@ -278,9 +278,9 @@ class _Adam:
 
 
 def invert(model, image, label, steps: Union[int, Sequence[int]] = 200,
-           stages: Sequence[str] = ("class", "spatial"), lr: float = 0.05, seed: Optional[int] = 0,
+           stages: Sequence[str] = ("class", "spatial"), lr: float = 0.1, seed: Optional[int] = 0,
            lpips="auto", lpips_weight: float = 1.0, lpips_backbone=None, lpips_weights=None,
-           d_weight: float = 0.0, prior_weight: float = 0.05, smooth_weight: float = 4.0,
+           d_weight: float = 0.0, prior_weight: float = 0.01, smooth_weight: float = 2.0,
            progress: bool = True, callback: Optional[Callable[[str, int, int, float], None]] = None,
            image_name: Optional[str] = None, label_name: Optional[str] = None) -> Inversion:
     """Find the noise that makes the generator reproduce `image` from `label`.

@@ -27,7 +27,9 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the starting noise (default 0)")
     p.add_argument("--size", default=None, metavar="HxW",
                    help="work at this size (default: the model's resolution); photo bicubic, label nearest")
-    p.add_argument("--lr", type=float, default=0.05, help="Adam learning rate (default 0.05)")
+    p.add_argument("--lr", type=float, default=0.1, help="Adam learning rate (default 0.1; half in the spatial stage)")
+    p.add_argument("--prior-weight", type=float, default=0.01,
+                   help="weight of the in-distribution prior on the noise (default 0.01; 0: off)")
     p.add_argument("--d-weight", type=float, default=0.0,
                    help="weight of the discriminator feature loss (default 0: off)")
     p.add_argument("--lpips-backbone", default=None, metavar="FILE",
@@ -69,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the notes are printed below
         inv = model.invert(image, label, steps=args.steps, stages=[s.strip() for s in args.stages.split(",")],
-                           seed=args.seed, lr=args.lr, d_weight=args.d_weight, progress=not args.no_progress,
+                           seed=args.seed, lr=args.lr, d_weight=args.d_weight, prior_weight=args.prior_weight,
+                           progress=not args.no_progress,
                            lpips_backbone=args.lpips_backbone, lpips_weights=args.lpips_weights,
                            image_name=args.image, label_name=args.label)
     out.parent.mkdir(parents=True, exist_ok=True)
