@@ -36,6 +36,9 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=200, help="steps per inversion (default 200)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--figure", default=None, metavar="PNG",
+                   help="also write a before/after figure of the first 3 images: photo | reconstruction | "
+                        "edited label | edited | pasted back")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -52,6 +55,7 @@ def main(argv=None) -> int:
     secs = {k: [] for k in variants}
     loc = {"inside": [], "outside": [], "far": [], "far_pasted_vs_photo": [], "inside_pasted_vs_photo": []}
     notes = set()
+    tiles = []
     h, w = model.config.height, model.config.width
     side = h // 4
     for path in images:
@@ -69,16 +73,26 @@ def main(argv=None) -> int:
             rows[name].append(inv.psnr)
             if inv.lpips is not None:
                 lp_rows[name].append(inv.lpips)
-        # the edit: a centred square repainted with the class that covers least of it
+        present = [c for c in np.unique(label) if c != model.config.dontcare_label]
+
+        def repaint(where):  # `where` repainted with the present class that covers least of it
+            cls = min(present, key=lambda c: (label[where] == c).sum())
+            out = label.copy()
+            out[where] = cls
+            return out
+
+        if args.figure and len(tiles) < 3:  # for the eye: an ellipse in the lower half
+            yy, xx = np.mgrid[0:h, 0:w]
+            ell = ((yy - 0.68 * h) / (0.16 * h)) ** 2 + ((xx - 0.5 * w) / (0.3 * w)) ** 2 < 1
+            fig = model.edit(inv, repaint(ell), paste_back=True)
+            tiles.append([inv.image[0], inv.reconstruction[0], fig.label[0], fig.image[0], fig.composite[0]])
+        # the measured edit: a centred square
         y0, x0 = (h - side) // 2, (w - side) // 2
         sq = np.zeros((h, w), bool)
         sq[y0:y0 + side, x0:x0 + side] = True
-        present = [c for c in np.unique(label) if c != model.config.dontcare_label]
-        cls = min(present, key=lambda c: (label[sq] == c).sum())
-        new = label.copy()
-        new[sq] = cls
-        region = new != label
+        new = repaint(sq)
         out = model.edit(inv, new, paste_back=True)
+        region = new != label
         diff = ((out.image - inv.reconstruction).abs().mean(1)[0] * 127.5).numpy()
         far = ~ndimage.binary_dilation(region, np.ones((3, 3), bool), iterations=h // 8)
         pasted = ((out.composite - inv.image).abs().mean(1)[0] * 127.5).numpy()
@@ -104,7 +118,31 @@ def main(argv=None) -> int:
         "notes": sorted(notes),
     }
     print(json.dumps(result, indent=1))
+    if args.figure:
+        write_figure(args.figure, tiles, model.config)
     return 0
+
+
+def write_figure(path, rows, cfg, scale: int = 3, pad: int = 4) -> None:
+    """Rows of photo | reconstruction | edited label | edited | pasted back, enlarged (nearest)."""
+    from PIL import Image, ImageDraw
+
+    from oasisgan.labels import colorize, to_uint8_image
+
+    heads = ["photo", "reconstruction", "edited label", "edited", "pasted back"]
+    h, w = rows[0][0].shape[-2:]
+    th, tw = h * scale, w * scale
+    canvas = Image.new("RGB", (len(heads) * (tw + pad) + pad, 16 + len(rows) * (th + pad) + pad), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for j, head in enumerate(heads):
+        draw.text((pad + j * (tw + pad) + 2, 2), head, fill=(0, 0, 0))
+    for i, row in enumerate(rows):
+        for j, t in enumerate(row):
+            arr = colorize(t, cfg.palette, cfg.semantic_nc) if j == 2 else to_uint8_image(t)
+            img = Image.fromarray(np.ascontiguousarray(arr)).resize((tw, th), Image.NEAREST)
+            canvas.paste(img, (pad + j * (tw + pad), 16 + pad + i * (th + pad)))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
 
 
 if __name__ == "__main__":
