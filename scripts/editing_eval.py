@@ -81,10 +81,13 @@ def main(argv=None) -> int:
             out[where] = cls
             return out
 
-        if args.figure and len(tiles) < 3:  # for the eye: an ellipse in the lower half
+        if args.figure and len(tiles) < 3:  # for the eye: a pond (an ellipse of water) in the lower half
             yy, xx = np.mgrid[0:h, 0:w]
-            ell = ((yy - 0.68 * h) / (0.16 * h)) ** 2 + ((xx - 0.5 * w) / (0.3 * w)) ** 2 < 1
-            fig = model.edit(inv, repaint(ell), paste_back=True)
+            ell = ((yy - 0.7 * h) / (0.13 * h)) ** 2 + ((xx - 0.5 * w) / (0.3 * w)) ** 2 < 1
+            names = [n.lower() for n in (model.config.class_names or [])]
+            pond = label.copy()
+            pond[ell] = names.index("water") if "water" in names else repaint(ell)[ell][0]
+            fig = model.edit(inv, pond, paste_back=True)
             tiles.append([inv.image[0], inv.reconstruction[0], fig.label[0], fig.image[0], fig.composite[0]])
         # the measured edit: a centred square
         y0, x0 = (h - side) // 2, (w - side) // 2
