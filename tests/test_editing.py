@@ -73,6 +73,9 @@ def test_inversion_beats_random_noise(model, photo, inversion):
     assert abs(float(psnr(again, image[None])) - inv.psnr) < 0.05
     assert inv.history[0][2] > inv.history[-1][2]  # the loss went down
     assert inv.stages == ("class", "spatial") and inv.lpips is None
+    # the control: without optimisation (lr 0) the same code stays at the start noise's PSNR
+    still = model.invert(image, lab, steps=2, seed=1, lr=0.0, progress=False, lpips=False)
+    assert abs(still.psnr - base) < 0.01
 
 
 def test_inversion_is_seeded(model, photo):
@@ -337,6 +340,8 @@ def test_painter_photo_api(model, photo):
         body["photo"] = {"id": "nope"}
         status, res, _ = request(url + "synthesize", body)
         assert status == 404 and "open it again" in res["error"]
+        status, res, _ = request(url + "invert", [1, 2])
+        assert status == 400 and "JSON object" in res["error"]
         status, res, _ = request(url + "invert?job=nope")
         assert status == 404
     finally:

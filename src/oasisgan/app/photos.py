@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..editing import Inversion, edit_noise, feather_mask, image_tensor, invert
-from .core import MAX_UPLOAD_PIXELS, RequestError, _b64decode, _png_bytes, _require
+from .core import MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, RequestError, _b64decode, _png_bytes, _require
 
 MAX_PHOTOS = 16
 MAX_JOBS = 32
@@ -79,11 +79,16 @@ class Photos:
     def start(self, body: Any) -> Dict[str, Any]:
         """Check the upload, then invert it on a background thread: {job, steps}."""
         p = self.painter
-        name = body.get("name") if isinstance(body, dict) and isinstance(body.get("name"), str) else "photo"
+        if not isinstance(body, dict):
+            raise RequestError("the request body must be a JSON object")
+        name = body.get("name") if isinstance(body.get("name"), str) else "photo"
         name = "".join(ch for ch in name[:80] if ch.isprintable()) or "photo"
         label_name = body.get("label_name") if isinstance(body.get("label_name"), str) else "label"
         label_name = "".join(ch for ch in label_name[:80] if ch.isprintable()) or "label"
         photo_bytes = _b64decode(_require(body, "image", str, "a base64 image file"), "image")
+        if len(photo_bytes) > MAX_UPLOAD_BYTES:
+            raise RequestError(f"{name} is {len(photo_bytes) / 2**20:.1f} MiB; the limit is "
+                               f"{MAX_UPLOAD_BYTES // 2**20} MiB", 413)
         label_bytes = _b64decode(_require(body, "label", str, "a base64 PNG"), "label")
         steps = body.get("steps", self.steps)
         if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
