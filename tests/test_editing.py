@@ -86,6 +86,21 @@ def test_inversion_is_seeded(model, photo):
     assert torch.equal(a.z, b.z) and not torch.equal(a.z, c.z)
 
 
+def test_a_batch_of_photos(model, photo):
+    image, lab = photo
+    other = model.synthesize(lab, seed=5)[0]
+    labs = np.stack([lab, np.where(lab == 4, 3, lab)])
+    inv = model.invert(torch.stack([image, other]), labs, steps=3, progress=False, lpips=False)
+    assert inv.z.shape[0] == 2 and inv.reconstruction.shape == (2, 3, H, W)
+    assert bool(inv.present[0, 4]) and not bool(inv.present[1, 4])
+    new = labs.copy()
+    new[:, :8, :8] = 4  # water: photo 0 has it (its noise), photo 1 not (fresh noise of the seed)
+    z = edit_noise(inv, new, seed=2)
+    assert torch.allclose(z[0, :, 0, 0], inv.class_noise(4, 0))
+    assert torch.equal(z[1, :, 0, 0], model.sample_noise(2, seed=2)[1])
+    assert model.edit(inv, new, paste_back=True).composite.shape == (2, 3, H, W)
+
+
 def test_global_stage_is_one_vector_per_image(model, photo):
     image, lab = photo
     g = model.invert(image, lab, steps=6, stages=["global"], seed=0, progress=False, lpips=False)
