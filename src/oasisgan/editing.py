@@ -28,31 +28,28 @@ optionally the distance between the discriminator's per-pixel class logits of th
 the reconstruction (the D is a U-Net segmenter: its output is a dense semantic feature), plus a
 prior that keeps the noise in distribution: each pixel's vector keeps the mean 0 and variance 1
 of a standard normal vector, and neighbouring pixels of one class keep similar vectors. Without
-the prior the spatial stage fits the photo better but its noise, reused in an edit, makes
-artefacts.
+it the noise fits the photo better but leaves the distribution the model was trained on (the
+measurements are in docs/editing.md).
 """
 from __future__ import annotations
 
-import logging
-import math
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .errors import OASISError
-from .synthesis import (_as_noise, _generator, _ids, class_mask, noise_map, parse_classes, prepare_label,
-                        sample_noise, synthesize)
+from .synthesis import (_as_noise, _generator, _ids, noise_map, parse_classes, prepare_label, sample_noise,
+                        synthesize)
 
 __all__ = ["EditingError", "Inversion", "Edit", "read_image", "read_pair", "invert", "edit_noise", "edit",
            "move_region", "transfer", "feather_mask", "psnr", "random_psnr", "find_lpips", "EditingMixin"]
 
-log = logging.getLogger("oasisgan.editing")
 STAGES = ("global", "class", "spatial")
 
 
