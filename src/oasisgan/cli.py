@@ -15,7 +15,7 @@ from typing import List, Optional
 from . import __version__
 
 # Order is the order of `oasis --help`.
-COMMANDS = ["info", "data", "train", "synthesize", "export", "evaluate", "segmenter",
+COMMANDS = ["info", "data", "train", "synthesize", "invert", "export", "evaluate", "segmenter",
             "convert_official", "pretrained", "app"]
 
 

@@ -11,6 +11,7 @@ from .checkpoint import CheckpointError, check_finite, read_checkpoint
 from .errors import first_line
 from .config import OASISConfig
 from .nn import Discriminator, Generator
+from .editing import EditingMixin
 from .synthesis import SynthesisMixin
 
 
@@ -22,11 +23,12 @@ def _load_into(module: torch.nn.Module, state, path, what: str) -> None:
                               f"{first_line(e)} ...") from None
 
 
-class OASISModel(SynthesisMixin):
+class OASISModel(SynthesisMixin, EditingMixin):
     """A loaded model: `.config`, `.generator` (EMA weights, eval mode), `.discriminator` or None.
 
-    The synthesis methods (`synthesize`, noise helpers) live in `oasisgan.synthesis` and are
-    bound here so that `oasisgan.load(path).synthesize(label)` works.
+    The synthesis methods (`synthesize`, noise helpers) live in `oasisgan.synthesis`, the photo
+    editing ones (`invert`, `edit`, `transfer`) in `oasisgan.editing`; both are bound here so that
+    `oasisgan.load(path).synthesize(label)` works.
     """
 
     def __init__(self, config: OASISConfig, generator: Generator,
