@@ -283,6 +283,19 @@ def test_seed_new_image_and_downloads(painter, server, tmp_path):
     assert np.array_equal(np.asarray(Image.open(tmp_path / "image.png").convert("RGB")), p.image())
 
 
+def _bomb_png(side: int) -> bytes:
+    """A valid PNG header claiming side x side pixels, with almost no data."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+            + chunk(b"IEND", b""))
+
+
 def test_upload_label_maps(painter, tmp_path):
     p = painter
     v = p.version()
@@ -312,6 +325,20 @@ def test_upload_label_maps(painter, tmp_path):
     p.page.set_input_files("#upload", str(wrong))
     p.page.wait_for_function("() => document.getElementById('message-text').textContent.includes('wrong.png')")
     assert "77" in p.message()
+    assert np.array_equal(p.label(), np.where(label == 4, 2, label))
+    # a file over the upload limit (a 60 MiB photo) and a decompression bomb (a small PNG that
+    # decodes to 9000x9000): the server's answer is shown on the page, nothing changes
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(60 * 2**20))
+    p.page.set_input_files("#upload", str(huge))
+    p.page.wait_for_function("() => document.getElementById('message-text').textContent.includes('limit')",
+                             timeout=60000)
+    assert "MiB" in p.message()
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_bomb_png(9000))
+    p.page.set_input_files("#upload", str(bomb))
+    p.page.wait_for_function("() => document.getElementById('message-text').textContent.includes('too large')")
+    assert "9000x9000" in p.message()
     assert np.array_equal(p.label(), np.where(label == 4, 2, label))
     p.page.click("#example")
     p.wait_image(v)
