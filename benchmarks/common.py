@@ -2,7 +2,7 @@
 processes so that code paths are timed interleaved while each has its own honest peak memory.
 
 How a comparison runs: for one config, the parent starts one worker process per variant
-(e.g. `plain` = fast_spade off, the official computation; `fast` = our default). Each worker
+(e.g. `plain` = oasisgan.accel off, the official computation; `fast` = our default). Each worker
 builds its networks, warms up, counts FLOPs (torch.utils.flop_counter) and waits. The parent
 then asks the workers in turn for one timed repeat each (plain, fast, plain, fast, ...), so
 both see the same machine load, and finally collects each worker's peak memory (peak RSS from
@@ -117,7 +117,7 @@ VARIANTS = {
     "fast_batchd": (True, "none", False, False),
     "fast_bf16_batchd": (True, "bf16", False, False),
     "fast_bf16_cl_batchd": (True, "bf16", True, False),
-    # the fast path with direct convolutions only (Generator.winograd_tile = 0)
+    # the fast path with direct convolutions only (FastGenerator.winograd_tile = 0)
     "fast_nowino": (True, "none", False, False),
 }
 
@@ -223,14 +223,16 @@ class Workload:
         ids = realistic_labels(spec.batch, spec.res, spec.res, cfg.semantic_nc, seed=spec.seed)
         self.boundary = boundary_fraction(ids)
         self.label = ids.to(dev)
-        g = Generator.from_config(cfg).to(dev)
+        from oasisgan.accel import accelerate
+
+        g = accelerate(Generator.from_config(cfg), cfg.fast_spade).to(dev)
         if spec.variant.endswith("_nowino"):
             g.winograd_tile = 0
         if spec.kind == "train":
             from oasisgan.training.amp import Precision, prepare_module
             from oasisgan.training.step import TrainStep
 
-            d = Discriminator.from_config(cfg).to(dev)
+            d = accelerate(Discriminator.from_config(cfg), cfg.fast_spade).to(dev)
             ema = copy.deepcopy(g).requires_grad_(False)
             prepare_module(g, cl, comp)
             prepare_module(d, cl, comp)

@@ -283,6 +283,19 @@ def test_seed_new_image_and_downloads(painter, server, tmp_path):
     assert np.array_equal(np.asarray(Image.open(tmp_path / "image.png").convert("RGB")), p.image())
 
 
+def _bomb_png(side: int) -> bytes:
+    """A valid PNG header claiming side x side pixels, with almost no data."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+            + chunk(b"IEND", b""))
+
+
 def test_upload_label_maps(painter, tmp_path):
     p = painter
     v = p.version()
@@ -313,9 +326,101 @@ def test_upload_label_maps(painter, tmp_path):
     p.page.wait_for_function("() => document.getElementById('message-text').textContent.includes('wrong.png')")
     assert "77" in p.message()
     assert np.array_equal(p.label(), np.where(label == 4, 2, label))
+    # a file over the upload limit (a 60 MiB photo) and a decompression bomb (a small PNG that
+    # decodes to 9000x9000): the server's answer is shown on the page, nothing changes
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(60 * 2**20))
+    p.page.set_input_files("#upload", str(huge))
+    p.page.wait_for_function("() => document.getElementById('message-text').textContent.includes('limit')",
+                             timeout=60000)
+    assert "MiB" in p.message()
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_bomb_png(9000))
+    p.page.set_input_files("#upload", str(bomb))
+    p.page.wait_for_function("() => document.getElementById('message-text').textContent.includes('too large')")
+    assert "9000x9000" in p.message()
+    assert np.array_equal(p.label(), np.where(label == 4, 2, label))
     p.page.click("#example")
     p.wait_image(v)
     assert len(np.unique(p.label())) >= 4
+
+
+def test_photo_invert_edit_paste_back_and_transfer(painter, server, tmp_path):
+    """Open a photo with its label map, invert it (progress), paint on it, paste back, transfer a
+    class's look from a second photo. The photos are the test model's own images, so that a
+    good reconstruction exists."""
+    from scipy import ndimage
+
+    p = painter
+    scene = np.full((H, W), 3, np.int64)
+    scene[:22] = 1
+    scene[22:32] = 5
+    scene[44:58, 8:40] = 4
+    photo_a = api_image(server, scene, [3]).astype(np.uint8)
+    photo_b = api_image(server, scene, [9]).astype(np.uint8)
+    for name, arr in (("a.png", photo_a), ("b.png", photo_b)):
+        (tmp_path / name).write_bytes(png_bytes(arr))
+    (tmp_path / "scene.png").write_bytes(png_bytes(scene.astype(np.uint8), "L"))
+    assert p.page.is_disabled("#invert")
+    p.page.set_input_files("#photo-file", str(tmp_path / "a.png"))
+    p.page.set_input_files("#photo-label-file", str(tmp_path / "scene.png"))
+    assert "a.png · scene.png" in p.page.inner_text("#photo-files")
+    p.page.fill("#invert-steps", "60")
+    v = p.version()
+    p.page.click("#invert")
+    p.page.locator("#invert-progress:not(.hidden)").wait_for(timeout=5000)  # progress while it runs
+    p.page.locator("#invert-status[data-state='done']").wait_for(timeout=120000)
+    status = p.page.inner_text("#invert-status")
+    psnr = float(status.split("PSNR ")[1].split(" dB")[0])
+    assert psnr > 20, status
+    v = p.wait_image(v)
+    assert np.array_equal(p.label(), scene) and p.page.is_visible("#photo-view")
+    recon = decode_image(p.page.get_attribute("#photo-recon", "src"))
+    before = p.image()
+    assert np.abs(before - recon).max() <= 1  # unedited: the reconstruction
+    assert "the photo's noise" in p.page.inner_text("#noise-status")
+
+    # paint a building into the sky: the image changes there, hardly anywhere far from it
+    p.pick(7)
+    p.stroke([(8, 8), (24, 8)])
+    v = p.wait_image(v)
+    region = p.label() != scene
+    assert region.sum() > 30
+    diff = np.abs(p.image() - before).mean(-1)
+    far = ~ndimage.binary_dilation(region, np.ones((3, 3), bool), iterations=12)
+    print(f"browser photo edit: mean change inside {diff[region].mean():.1f}, far {diff[far].mean():.2f}")
+    assert diff[region].mean() > 10 and diff[far].mean() < 1.5, (diff[region].mean(), diff[far].mean())
+
+    # paste back: the photo's own pixels away from the edit
+    p.page.check("#paste-back")
+    v = p.wait_image(v)
+    pasted = p.image()
+    assert np.abs(pasted[far] - photo_a[far]).max() <= 1
+    assert np.abs(pasted[region] - photo_a[region]).mean() > 10
+
+    # a second photo as the transfer source; its sky goes into the edited photo
+    p.page.set_input_files("#photo-file", str(tmp_path / "b.png"))
+    p.page.click("#invert-source")
+    p.page.wait_for_function("() => document.getElementById('source-info').textContent.includes('b.png')",
+                             timeout=120000)
+    p.page.uncheck("#paste-back")
+    v = p.wait_image(v)
+    edited = p.image()
+    p.pick(1)
+    assert "sky" in p.page.inner_text("#transfer-class")
+    p.page.click("#transfer-class")
+    v = p.wait_image(v)
+    sky = p.label() == 1
+    moved = np.abs(p.image() - edited).mean(-1)
+    assert p.page.evaluate("() => window.painter.photo().transfers.length") == 1
+    assert moved[sky].mean() > 3 * moved[~sky].mean(), (moved[sky].mean(), moved[~sky].mean())
+    assert "1 transfer" in p.page.inner_text("#noise-status")
+    p.page.click("#undo")
+    p.wait_image(v)
+    assert p.page.evaluate("() => window.painter.photo().transfers.length") == 0
+    assert np.abs(p.image() - edited).max() <= 1
+    p.page.click("#close-photo")
+    assert p.page.is_hidden("#photo-view")
 
 
 def test_page_works_under_its_own_csp(playwright, server):

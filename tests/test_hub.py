@@ -11,7 +11,8 @@ import torch
 
 import oasisgan
 from oasisgan.cli import main as cli_main
-from oasisgan.hub import MODEL_FIELDS, PretrainedFormatError, config_from_model_dict, model_config_dict
+from oasisgan.config import ModelConfig
+from oasisgan.hub import PretrainedFormatError, config_from_model_dict, model_config_dict
 from oasisgan.labels import one_hot
 from test_app_helpers import CLASS_NAMES, PALETTE, make_test_checkpoint
 
@@ -35,7 +36,7 @@ def test_save_pretrained_round_trip_without_pickle(ckpt, tmp_path, monkeypatch):
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]  # no D
     config = json.loads((out / "config.json").read_text())
     assert config["model_type"] == "oasis" and config["class_names"] == CLASS_NAMES
-    assert set(config) - {"model_type", "format_version", "oasisgan_version"} == set(MODEL_FIELDS)
+    assert set(config) - {"model_type", "format_version", "oasisgan_version"} == set(ModelConfig.__dataclass_fields__)
     card = (out / "README.md").read_text()
     assert "toy" in card and f"{len(CLASS_NAMES)} label ids" in card and "| mIoU | 12.5 |" in card
     # reading it back never unpickles: torch.load is not called at all

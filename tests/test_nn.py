@@ -91,3 +91,30 @@ def test_no_3d_noise_and_no_spectral_norm_options():
     assert not any("weight_orig" in k for k in list(g.state_dict()) + list(d.state_dict()))
     label = one_hot(torch.randint(0, 151, (1, 64, 64)), 151)  # instance norm needs > 1 pixel at 1/32
     assert d(g(label)).shape == (1, 152, 64, 64)
+
+
+def test_config_is_split_by_concern_with_flat_access():
+    """Model / data / train / runtime parts; flat names read and write through; old flat
+    checkpoints and YAML still load; --set parses by the dataclass types."""
+    from oasisgan.config import (ConfigError, DataConfig, ModelConfig, OASISConfig, RuntimeConfig,
+                                 TrainConfig, parse_value, preset)
+
+    cfg = preset("cityscapes", channels_G=16, batch_size=4, amp="bf16")
+    assert isinstance(cfg.model, ModelConfig) and isinstance(cfg.data, DataConfig)
+    assert isinstance(cfg.train, TrainConfig) and isinstance(cfg.runtime, RuntimeConfig)
+    assert cfg.model.channels_G == cfg.channels_G == 16 and cfg.train.batch_size == 4
+    assert cfg.runtime.amp == "bf16" and cfg.height == cfg.model.height == 256
+    assert OASISConfig.from_dict(cfg.to_dict()) == cfg == OASISConfig.from_dict(cfg.to_parts())
+    old = dict(cfg.to_dict(), retired_field=1)  # a flat checkpoint config of another version
+    assert OASISConfig.from_dict(old, strict=False) == cfg
+    with pytest.raises(ConfigError, match="retired_field"):
+        OASISConfig.from_dict(old)
+    assert parse_value("iters", "null") is None and parse_value("iters", "12") == 12
+    assert parse_value("sn_init_gain", "1") == 1.0 and parse_value("no_flip", "on") is True
+    assert parse_value("palette", "[[1, 2, 3]]") == [[1, 2, 3]] and parse_value("amp", "bf16") == "bf16"
+    with pytest.raises(ConfigError, match="cannot read 'x' as int"):
+        parse_value("batch_size", "x")
+    with pytest.raises(ConfigError, match="cannot read"):
+        parse_value("palette", "{}")
+    with pytest.raises(AttributeError):
+        cfg.not_a_field = 1

@@ -1,4 +1,4 @@
-"""Winograd F(m x m, 3x3) convolutions (nn/winograd.py) compute F.conv2d(x, w, b, padding=1):
+"""Winograd F(m x m, 3x3) convolutions (accel/winograd.py) compute F.conv2d(x, w, b, padding=1):
 to float64 rounding in float64, within 1e-5 relative in float32, and the generator's SPADE and
 residual convolutions take them only where they apply (CPU float32 inference)."""
 from __future__ import annotations
@@ -7,9 +7,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from oasisgan.nn import Generator, SPADE, winograd
+from oasisgan.accel import accelerate, tuning, winograd
+from oasisgan.accel.generator import spade_forward
+from oasisgan.accel.label_conv import LabelIndex
+from oasisgan.nn import Generator, SPADE
 
-from test_perf_equivalence import N_CLASSES, blob_labels, onehot, rel
+from test_accel import N_CLASSES, blob_labels, onehot, rel
 
 
 @pytest.mark.parametrize("m", [2, 4])
@@ -47,7 +50,7 @@ def test_chunking_and_strided_input_do_not_change_the_result(monkeypatch):
     ref = F.conv2d(x, w, None, padding=1)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
     for chunk in (1, 7, 10_000):
-        monkeypatch.setattr(winograd, "CHUNK_TILES", chunk)
+        monkeypatch.setattr(tuning, "WINOGRAD_CHUNK_TILES", chunk)
         assert rel(winograd.conv3x3(x, w, None, 4), ref) < 1e-12
     # a padded view with a non-unit channel stride is made contiguous first
     xp = winograd.padded(x.permute(0, 2, 3, 1)).transpose(1, 2).contiguous().transpose(1, 2)
@@ -100,7 +103,7 @@ def test_applicable_only_for_cpu_float32_inference_on_large_maps():
 
 def _generator(tile):
     torch.manual_seed(0)
-    gen = Generator(N_CLASSES, channels=8, num_blocks=4, z_dim=8, spade_hidden=16).eval()
+    gen = accelerate(Generator(N_CLASSES, channels=8, num_blocks=4, z_dim=8, spade_hidden=16).eval())
     gen.winograd_tile = tile
     return gen
 
@@ -110,8 +113,8 @@ def test_generator_takes_winograd_in_inference_with_the_same_output(monkeypatch,
     """With the size thresholds lowered to reach a small network: both SPADE's gamma/beta
     convolution and the residual blocks' spectral-norm convolutions run through Winograd in
     no-grad CPU float32 inference, and the image equals the direct path's."""
-    monkeypatch.setattr(winograd, "MIN_PIXELS", 16 * 16)
-    monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
+    monkeypatch.setattr(tuning, "WINOGRAD_MIN_PIXELS", 16 * 16)
+    monkeypatch.setattr(tuning, "WINOGRAD_MIN_CHANNELS", 1)
     calls = []
     real = winograd.conv3x3_padded
     monkeypatch.setattr(winograd, "conv3x3_padded", lambda *a, **k: calls.append(a[3]) or real(*a, **k))
@@ -129,7 +132,7 @@ def test_generator_takes_winograd_in_inference_with_the_same_output(monkeypatch,
     assert rel(out, ref) < 1e-5
     calls.clear()
     gen(label, z).sum().backward()  # training (autograd): the direct convolutions
-    gen.fast_spade = False
+    accelerate(gen, False)
     with torch.no_grad():
         assert rel(gen(label, z), ref) < 1e-5  # the official path: direct convolutions
     assert not calls
@@ -152,16 +155,14 @@ def test_official_size_spade_layer_matches_within_1e_5(monkeypatch):
     calls = []
     real = winograd.conv3x3_padded
     monkeypatch.setattr(winograd, "conv3x3_padded", lambda *a, **k: calls.append(1) or real(*a, **k))
-    from oasisgan.nn.spade import LabelIndex
-
     index = LabelIndex(seg.argmax(1), 12, 3)
     with torch.no_grad():
         with winograd.allowed(4):
-            fast = spade.forward_fast(x, index)
+            fast = spade_forward(spade, x, index)
         plain = spade(x, seg)
-        direct = spade.forward_fast(x, index)
+        direct = spade_forward(spade, x, index)
     assert calls == [1]
     with torch.no_grad():
-        assert not calls[1:] and torch.equal(spade.forward_fast(x, index), direct)  # outside allowed()
+        assert not calls[1:] and torch.equal(spade_forward(spade, x, index), direct)  # outside allowed()
     assert rel(fast, plain) < 1e-5
     assert rel(direct, plain) < 1e-5

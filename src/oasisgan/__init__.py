@@ -1,10 +1,25 @@
-"""oasisgan: OASIS semantic image synthesis (Sushko et al., ICLR 2021), faithful and fast."""
+"""oasisgan: OASIS semantic image synthesis (Sushko et al., ICLR 2021), faithful and fast.
+
+The names below load on first use, so that `import oasisgan` (and `oasis --help`) does not import
+torch."""
 __version__ = "0.1.0"
 
-from .config import OASISConfig, PRESETS, preset  # noqa: E402
-from .model import OASISModel, load  # noqa: E402
-from .nn import SPADE, Discriminator, Generator  # noqa: E402
-from .pretrained import from_pretrained  # noqa: E402  (stdlib-only at import; torch work is lazy)
+_LAZY = {"OASISConfig": "config", "PRESETS": "config", "preset": "config", "OASISModel": "model",
+         "load": "model", "SPADE": "nn", "Discriminator": "nn", "Generator": "nn",
+         "from_pretrained": "pretrained"}
 
-__all__ = ["OASISConfig", "PRESETS", "preset", "load", "OASISModel", "Generator", "Discriminator",
-           "SPADE", "from_pretrained", "__version__"]
+__all__ = list(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'oasisgan' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))

@@ -116,7 +116,8 @@ def make_checkpoint(config, ema=None, generator=None, discriminator=None,
     return {
         "format": FORMAT,
         "version": VERSION,
-        "config": config.to_dict() if hasattr(config, "to_dict") else dict(config),
+        # the model, data and training parts; the runtime switches are not part of a model
+        "config": config.to_parts("model", "data", "train") if hasattr(config, "to_parts") else dict(config),
         "ema": state(ema),
         "generator": state(generator),
         "discriminator": state(discriminator),

@@ -2,7 +2,8 @@
 
 Each command lives in its own module under `oasisgan.commands` with two functions:
 `register(subparsers)` adds its parser (and `set_defaults(func=run)`), `run(args) -> int`.
-Heavy imports stay inside `run` so that `oasis --help` is instant.
+Heavy imports (torch, numpy, PIL) stay inside `run`, so that `oasis --help` and every command's
+`--help` answer without importing torch (tests/test_cli_help.py).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import List, Optional
 from . import __version__
 
 # Order is the order of `oasis --help`.
-COMMANDS = ["info", "data", "train", "synthesize", "export", "evaluate", "segmenter",
+COMMANDS = ["info", "data", "train", "synthesize", "invert", "export", "evaluate", "segmenter",
             "convert_official", "pretrained", "app"]
 
 
@@ -28,13 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"oasisgan {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"oasisgan.commands.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"oasisgan.commands.{name}":
-                continue  # command not part of this build
-            raise
-        module.register(sub)
+        importlib.import_module(f"oasisgan.commands.{name}").register(sub)
     return parser
 
 

@@ -1,8 +1,11 @@
 """Typed configuration and the per-dataset presets of the paper.
 
-One flat dataclass, because the official code's options are flat too: every field maps
-one-to-one to an official option (see ``OFFICIAL_OPTION_NAMES``) or is an addition of ours
-with a default that keeps the official behaviour.
+A configuration has four parts, one dataclass each: the model (what rebuilds the networks and
+reads label maps for them; what a model checkpoint carries), the data, training (losses,
+optimisation, schedule) and the runtime (speed and memory switches, not part of a model).
+`OASISConfig` holds them and gives flat access, because the official options are flat too: every
+field maps one-to-one to an official option (see ``OFFICIAL_OPTION_NAMES``) or is an addition of
+ours with a default that keeps the official behaviour. YAML files and `--set` use the flat names.
 """
 from __future__ import annotations
 
@@ -20,19 +23,18 @@ class ConfigError(ValueError):
 
 
 @dataclass
-class OASISConfig:
-    # --- dataset ---------------------------------------------------------------------------
+class ModelConfig:
+    """What rebuilds the networks and reads label maps for them: what a model checkpoint carries."""
+
     preset: str = "ade20k"
-    dataset: str = "ade20k"  # loader: ade20k | ade20k-outdoor | cityscapes | coco-stuff | custom
+    dataset: str = "ade20k"  # label layout: ade20k | ade20k-outdoor | cityscapes | coco-stuff | custom
     semantic_nc: int = 151  # number of label channels, don't-care included
     dontcare_label: Optional[int] = 0  # label id ignored by the losses (None: every id counts)
     class_names: Optional[List[str]] = None
     palette: Optional[List[List[int]]] = None  # RGB per class id, for colour labels and display
     crop_size: int = 256  # width of the generated image
     aspect_ratio: float = 1.0  # width / height
-    load_size: int = 286  # training images are resized to this (width) before the random crop
-    no_flip: bool = False
-    # --- generator -------------------------------------------------------------------------
+    # --- generator ---
     channels_G: int = 64
     num_res_blocks: int = 6
     z_dim: int = 64
@@ -46,57 +48,9 @@ class OASISConfig:
     # relative step: at 0.02 the first steps turn D's weights round, its logits explode and the
     # spike stalls Adam for thousands of iterations (docs/quality.md). The toy preset uses 1.
     sn_init_gain: Optional[float] = None
-    # --- discriminator ---------------------------------------------------------------------
+    # --- discriminator ---
     channels_D: int = 64  # 64 gives the official widths 128,128,256,256,512,512 (and 64 at the end)
-    # --- losses ----------------------------------------------------------------------------
-    class_balancing: bool = True
-    labelmix: bool = True
-    lambda_labelmix: float = 10.0
-    add_vgg_loss: bool = False
-    lambda_vgg: float = 10.0
-    vgg_weights: Optional[str] = None  # local path to torchvision-layout VGG19 ImageNet weights
-    # --- optimisation ----------------------------------------------------------------------
-    batch_size: int = 32
-    num_epochs: int = 200
-    iters: Optional[int] = None  # total iterations; overrides num_epochs when set
-    lr_g: float = 1e-4
-    lr_d: float = 4e-4
-    beta1: float = 0.0
-    beta2: float = 0.999
-    ema: bool = True
-    ema_decay: float = 0.9999
-    bn_stats_batches: int = 50  # official: up to 51 batches through the EMA generator in train mode
-    seed: int = 42
-    # --- bookkeeping -----------------------------------------------------------------------
-    num_workers: int = 4
-    freq_print: int = 1000  # sample grid every N iterations
-    freq_save_latest: int = 10000
-    freq_save_ckpt: int = 20000  # iter_<N>.ckpt
-    freq_fid: int = 5000  # evaluation every N iterations (0: off)
-    eval_metrics: str = "fid"
-    log_every: int = 10
-    # --- speed (opt-in unless mathematically identical) ------------------------------------
-    amp: str = "none"  # none | bf16 | fp16
-    channels_last: bool = False
-    compile: bool = False
-    fast_spade: bool = True  # exact reformulation of SPADE's label convolutions (see nn/spade.py)
-    # Adam(fused=True) and the EMA as one lerp pass: the official updates up to float rounding;
-    # false: the official per-tensor arithmetic, bit for bit.
-    fused_updates: bool = True
-    # The N+1 cross-entropy and LabelMix losses as autograd Functions that reuse one buffer for
-    # their gradient: the official losses up to float rounding, with fewer logits-sized tensors.
-    fused_losses: bool = True
-    # The D step's fake, real and mixed batches through D in one call, each with its own
-    # spectral-norm power iteration and sigma as in three calls: the same function, batched.
-    # "auto": on CPUs where the D step's maps are small (B*H*W <= 16384: 64x64 at batch 4),
-    # where it measured faster; "on" | "off" (true / false are read as on / off).
-    batch_d_calls: str = "auto"
-    # CPU (Linux/glibc) malloc: "reuse" keeps freed memory for reuse instead of new page faults
-    # every iteration; "heap" also for blocks over 32 MiB (faster at large batches, more
-    # resident memory); "off". No effect on results (oasisgan/allocator.py).
-    tune_malloc: str = "reuse"
 
-    # ------------------------------------------------------------------------------------------
     @property
     def height(self) -> int:
         return int(round(self.crop_size / self.aspect_ratio))
@@ -113,6 +67,128 @@ class OASISConfig:
     def size_multiple(self) -> int:
         """Generated sizes must be multiples of this (one 2x upsampling per block but the last)."""
         return 2 ** (self.num_res_blocks - 1)
+
+    def class_name(self, idx: int) -> str:
+        return self.class_names[idx] if self.class_names is not None else f"class_{idx}"
+
+
+@dataclass
+class DataConfig:
+    """How training images are read."""
+
+    load_size: int = 286  # training images are resized to this (width) before the random crop
+    no_flip: bool = False
+    num_workers: int = 4
+
+
+@dataclass
+class TrainConfig:
+    """Losses, optimisation and schedule."""
+
+    class_balancing: bool = True
+    labelmix: bool = True
+    lambda_labelmix: float = 10.0
+    add_vgg_loss: bool = False
+    lambda_vgg: float = 10.0
+    vgg_weights: Optional[str] = None  # local path to torchvision-layout VGG19 ImageNet weights
+    batch_size: int = 32
+    num_epochs: int = 200
+    iters: Optional[int] = None  # total iterations; overrides num_epochs when set
+    lr_g: float = 1e-4
+    lr_d: float = 4e-4
+    beta1: float = 0.0
+    beta2: float = 0.999
+    ema: bool = True
+    ema_decay: float = 0.9999
+    bn_stats_batches: int = 50  # official: up to 51 batches through the EMA generator in train mode
+    seed: int = 42
+    freq_print: int = 1000  # sample grid every N iterations
+    freq_save_latest: int = 10000
+    freq_save_ckpt: int = 20000  # iter_<N>.ckpt
+    freq_fid: int = 5000  # evaluation every N iterations (0: off)
+    eval_metrics: str = "fid"
+    log_every: int = 10
+
+
+@dataclass
+class RuntimeConfig:
+    """Speed and memory switches: not part of a model, free to change on resume (opt-in unless
+    mathematically identical)."""
+
+    amp: str = "none"  # none | bf16 | fp16
+    channels_last: bool = False
+    compile: bool = False
+    fast_spade: bool = True  # CPU kernels for G and D, the same function (oasisgan.accel)
+    # Adam(fused=True) and the EMA as one lerp pass: the official updates up to float rounding;
+    # false: the official per-tensor arithmetic, bit for bit.
+    fused_updates: bool = True
+    # The N+1 cross-entropy and LabelMix losses as autograd Functions that reuse one buffer for
+    # their gradient: the official losses up to float rounding, with fewer logits-sized tensors.
+    fused_losses: bool = True
+    # The D step's fake, real and mixed batches through D in one call, each with its own
+    # spectral-norm power iteration and sigma as in three calls: the same function, batched.
+    # "auto": on CPUs where the D step's maps are small (B*H*W <= 16384: 64x64 at batch 4),
+    # where it measured faster; "on" | "off" (true / false are read as on / off).
+    batch_d_calls: str = "auto"
+    # CPU (Linux/glibc) malloc: "reuse" keeps freed memory for reuse instead of new page faults
+    # every iteration; "heap" also for blocks over 32 MiB (faster at large batches, more
+    # resident memory); "off". No effect on results (oasisgan/allocator.py).
+    tune_malloc: str = "reuse"
+
+
+PARTS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "runtime": RuntimeConfig}
+# flat field name -> the part that holds it
+FIELD_PART: Dict[str, str] = {f.name: part for part, cls in PARTS.items() for f in fields(cls)}
+FIELD_NAMES = tuple(FIELD_PART)
+
+
+class OASISConfig:
+    """The four parts of a configuration, each its own dataclass (`model`, `data`, `train`,
+    `runtime`), with flat access as the official options are flat: `cfg.channels_G` is
+    `cfg.model.channels_G`. Build it from flat fields (`OASISConfig(channels_G=32)`) or parts."""
+
+    __slots__ = tuple(PARTS)
+
+    def __init__(self, **values: Any):
+        unknown = sorted(set(values) - set(FIELD_PART) - set(PARTS))
+        if unknown:
+            raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
+        for part, cls in PARTS.items():
+            given = values.get(part)
+            if isinstance(given, Mapping):
+                given = cls(**given)
+            flat = {k: v for k, v in values.items() if FIELD_PART.get(k) == part}
+            obj = dataclasses.replace(given, **flat) if given is not None else cls(**flat)
+            object.__setattr__(self, part, obj)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in PARTS or name.startswith("__"):  # not set yet (unpickling): no recursion
+            raise AttributeError(name)
+        part = FIELD_PART.get(name, "model" if hasattr(ModelConfig, name) else None)
+        if part is None:
+            raise AttributeError(f"OASISConfig has no field {name!r}")
+        return getattr(object.__getattribute__(self, part), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in PARTS:
+            object.__setattr__(self, name, value)
+        elif name in FIELD_PART:
+            setattr(getattr(self, FIELD_PART[name]), name, value)
+        else:
+            raise AttributeError(f"OASISConfig has no field {name!r}")
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, OASISConfig) and all(getattr(self, p) == getattr(other, p) for p in PARTS)
+
+    def __repr__(self) -> str:
+        return "OASISConfig(" + ", ".join(f"{p}={getattr(self, p)!r}" for p in PARTS) + ")"
+
+    def __getstate__(self):
+        return {p: getattr(self, p) for p in PARTS}
+
+    def __setstate__(self, state) -> None:
+        for p in PARTS:
+            object.__setattr__(self, p, state[p])
 
     def validate(self) -> "OASISConfig":
         def bad(name: str, why: str):
@@ -154,26 +230,46 @@ class OASISConfig:
 
     # --- (de)serialisation ---------------------------------------------------------------------
     def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every field, flat (config.yaml, `--set`, the official options)."""
+        out: Dict[str, Any] = {}
+        for p in PARTS:
+            out.update(dataclasses.asdict(getattr(self, p)))
+        return out
+
+    def to_parts(self, *parts: str) -> Dict[str, Dict[str, Any]]:
+        """{"model": {...}, "data": {...}, ...} for the named parts (default: all)."""
+        return {p: dataclasses.asdict(getattr(self, p)) for p in (parts or tuple(PARTS))}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], strict: bool = True) -> "OASISConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        """From flat fields, parts (`to_parts`), or both; with `strict=False` unknown fields (of
+        other versions) are dropped."""
+        flat = flat_fields(data)
+        unknown = sorted(set(flat) - set(FIELD_PART))
         if unknown and strict:
             raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
-        return cls(**{k: v for k, v in data.items() if k in known}).validate()
+        return cls(**{k: v for k, v in flat.items() if k in FIELD_PART}).validate()
 
     def replace(self, **overrides: Any) -> "OASISConfig":
-        unknown = sorted(set(overrides) - {f.name for f in fields(self)})
+        unknown = sorted(set(overrides) - set(FIELD_PART))
         if unknown:
             raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
-        return dataclasses.replace(self, **overrides).validate()
+        return OASISConfig(**{p: getattr(self, p) for p in PARTS}, **overrides).validate()
 
     def class_name(self, idx: int) -> str:
-        if self.class_names is not None:
-            return self.class_names[idx]
-        return f"class_{idx}"
+        return self.model.class_name(idx)
+
+
+def flat_fields(data: Mapping[str, Any]) -> Dict[str, Any]:
+    """A stored config as flat fields: checkpoints since the config split store parts
+    ({"model": {...}, ...}), older ones and YAML files flat fields."""
+    flat: Dict[str, Any] = {}
+    for key, value in data.items():
+        if key in PARTS and isinstance(value, Mapping):
+            flat.update(value)
+        else:
+            flat[key] = value
+    return flat
 
 
 def _on_off_auto(value: Any) -> Any:
@@ -185,33 +281,45 @@ def _on_off_auto(value: Any) -> Any:
 
 
 def _field_types() -> Dict[str, Any]:
-    return {f.name: f.type for f in fields(OASISConfig)}
+    import typing
+
+    out: Dict[str, Any] = {}
+    for cls in PARTS.values():
+        out.update(typing.get_type_hints(cls))
+    return out
 
 
 def parse_value(name: str, text: str) -> Any:
-    """Parse a command-line string for field `name` into its typed value."""
+    """Parse a command-line string for field `name` into the type its dataclass declares."""
+    import typing
+
     types = _field_types()
     if name not in types:
         raise ConfigError(f"unknown config field '{name}'")
-    t = str(types[name])
+    t = types[name]
     low = text.strip().lower()
-    if "Optional" in t and low in ("none", "null", ""):
-        return None
+    args = typing.get_args(t)
+    if typing.get_origin(t) is Union and type(None) in args:  # Optional[X]
+        if low in ("none", "null", ""):
+            return None
+        t = next(a for a in args if a is not type(None))
     try:
-        if t.startswith("bool") or t == "<class 'bool'>":
+        if t is bool:
             if low in ("1", "true", "yes", "on"):
                 return True
             if low in ("0", "false", "no", "off"):
                 return False
             raise ValueError
-        if "List" in t:
-            return json.loads(text)
-        if "int" in t:
-            return int(text)
-        if "float" in t:
-            return float(text)
+        if typing.get_origin(t) in (list, List):
+            value = json.loads(text)
+            if not isinstance(value, list):
+                raise ValueError
+            return value
+        if t in (int, float):
+            return t(text)
     except ValueError:
-        raise ConfigError(f"config field '{name}': cannot read {text!r} as {t}") from None
+        raise ConfigError(f"config field '{name}': cannot read {text!r} as "
+                          f"{getattr(t, '__name__', t)}") from None
     return text
 
 
@@ -282,7 +390,7 @@ def load_config_file(path: Union[str, Path]) -> Dict[str, Any]:
         raise ConfigError(f"config file {path} must hold a mapping of field: value")
     if "config" in data and isinstance(data["config"], dict):
         data = data["config"]
-    unknown = sorted(set(data) - {f.name for f in fields(OASISConfig)})
+    unknown = sorted(set(data) - set(FIELD_PART))
     if unknown:
         raise ConfigError(f"config file {path}: unknown field(s) {', '.join(unknown)}")
     return data

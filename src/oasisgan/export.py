@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .accel import accelerate
 from .errors import OASISError, first_line
 
 
@@ -64,8 +65,7 @@ def export_generator(model) -> nn.Module:
     plain weights, the fast SPADE path off (the exported graph is the plain, official one)."""
     gen = model if isinstance(model, nn.Module) else model.generator
     gen = copy.deepcopy(gen).cpu().float().eval()
-    if hasattr(gen, "fast_spade"):
-        gen.fast_spade = False
+    accelerate(gen, False)
     _strip_spectral_norm(gen)
     gen.requires_grad_(False)
     return gen

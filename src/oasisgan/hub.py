@@ -32,34 +32,23 @@ CARD_NAME = "README.md"
 MODEL_TYPE = "oasis"
 FORMAT_VERSION = 1
 
-# The config fields that rebuild the networks and read/draw label maps. Everything else
-# (optimisation, logging, speed switches) belongs to training, not to a shared model.
-MODEL_FIELDS = (
-    "preset", "dataset", "semantic_nc", "dontcare_label", "class_names", "palette",
-    "crop_size", "aspect_ratio", "load_size",
-    "channels_G", "num_res_blocks", "z_dim", "noise_3d", "spade_ks", "spade_hidden",
-    "param_free_norm", "spectral_norm", "sn_init_gain", "channels_D", "ema",
-)
-
-
 class PretrainedFormatError(OASISError):
     """A pretrained-model folder (config.json + safetensors) that cannot be read."""
 
 
 def model_config_dict(config) -> Dict[str, Any]:
-    """The part of a config that config.json stores: what rebuilds the networks, plus class
-    names, palette and resolution. The one place that decides it (configs may be split later)."""
-    return {name: getattr(config, name) for name in MODEL_FIELDS if hasattr(config, name)}
+    """What config.json stores: the model part of the config (`oasisgan.config.ModelConfig`:
+    what rebuilds the networks, class names, palette and resolution)."""
+    return config.to_parts("model")["model"]
 
 
 def config_from_model_dict(data: Mapping[str, Any]):
     """Inverse of `model_config_dict`: the preset's values for the fields config.json does not
     store (so a model resumed for training gets its preset's settings), then the stored ones."""
-    from .config import PRESETS, OASISConfig
+    from .config import FIELD_PART, PRESETS, OASISConfig, flat_fields
 
-    known = {f for f in OASISConfig.__dataclass_fields__}
     values: Dict[str, Any] = dict(PRESETS.get(str(data.get("preset")), {}))
-    values.update({k: v for k, v in data.items() if k in known})
+    values.update({k: v for k, v in flat_fields(data).items() if k in FIELD_PART})
     return OASISConfig(**values).validate()
 
 
@@ -178,6 +167,7 @@ def load_pretrained_dir(path: Union[str, Path], device: Union[str, torch.device]
     """An OASISModel from a `save_pretrained` folder: the same object `oasisgan.load` returns."""
     from .checkpoint import check_finite
     from .model import OASISModel, _load_into
+    from .accel import accelerate
     from .nn import Discriminator, Generator
 
     path = Path(path)
@@ -185,7 +175,7 @@ def load_pretrained_dir(path: Union[str, Path], device: Union[str, torch.device]
         raise PretrainedFormatError(f"{path} has no {WEIGHTS_NAME} (a save_pretrained folder holds "
                                     f"{CONFIG_NAME} and {WEIGHTS_NAME})")
     config = read_config(path)
-    gen = Generator.from_config(config, init=False)
+    gen = accelerate(Generator.from_config(config, init=False), config.fast_spade)
     state = _load_safetensors(path / WEIGHTS_NAME)
     check_finite(state, path / WEIGHTS_NAME, "generator", allow_nonfinite)
     _load_into(gen, state, path / WEIGHTS_NAME, "generator")

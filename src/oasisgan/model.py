@@ -6,10 +6,12 @@ from typing import Optional, Union
 
 import torch
 
+from .accel import accelerate
 from .checkpoint import CheckpointError, check_finite, read_checkpoint
 from .errors import first_line
 from .config import OASISConfig
 from .nn import Discriminator, Generator
+from .editing import EditingMixin
 from .synthesis import SynthesisMixin
 
 
@@ -21,11 +23,12 @@ def _load_into(module: torch.nn.Module, state, path, what: str) -> None:
                               f"{first_line(e)} ...") from None
 
 
-class OASISModel(SynthesisMixin):
+class OASISModel(SynthesisMixin, EditingMixin):
     """A loaded model: `.config`, `.generator` (EMA weights, eval mode), `.discriminator` or None.
 
-    The synthesis methods (`synthesize`, noise helpers) live in `oasisgan.synthesis` and are
-    bound here so that `oasisgan.load(path).synthesize(label)` works.
+    The synthesis methods (`synthesize`, noise helpers) live in `oasisgan.synthesis`, the photo
+    editing ones (`invert`, `edit`, `transfer`) in `oasisgan.editing`; both are bound here so that
+    `oasisgan.load(path).synthesize(label)` works.
     """
 
     def __init__(self, config: OASISConfig, generator: Generator,
@@ -74,7 +77,7 @@ def load(path: Union[str, Path], device: Union[str, torch.device] = "cpu",
         config = OASISConfig.from_dict(ckpt["config"], strict=False)
     except Exception as e:
         raise CheckpointError(f"{path}: invalid config: {e}") from None
-    gen = Generator.from_config(config, init=False)
+    gen = accelerate(Generator.from_config(config, init=False), config.fast_spade)
     state = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["generator"]
     check_finite(state, path, "EMA generator" if ckpt.get("ema") is not None else "generator", allow_nonfinite)
     _load_into(gen, state, path, "generator")

@@ -111,6 +111,9 @@ class Painter:
         self._lock = threading.Lock()
         self._noise_cache: Dict[int, torch.Tensor] = {}
         self.last_ms: Optional[float] = None
+        from .photos import Photos  # photo mode: inverted photos and their jobs (photos.py)
+
+        self.photos = Photos(self)
 
     # --- the page's static description -----------------------------------------------------------
     def info(self) -> Dict[str, Any]:
@@ -131,6 +134,7 @@ class Painter:
             "max_seed": MAX_SEED,
             "max_seeds": MAX_SEEDS,
             "max_upload_bytes": MAX_UPLOAD_BYTES,
+            "photo_steps": self.photos.steps,
             "device": str(self.model.device),
             "last_ms": self.last_ms,
         }
@@ -206,15 +210,18 @@ class Painter:
         return z.unsqueeze(0).contiguous()
 
     # --- synthesis -------------------------------------------------------------------------------
-    def synthesize_array(self, label: np.ndarray, seeds: Sequence[int],
-                         index: Optional[np.ndarray] = None) -> Tuple[np.ndarray, Dict[str, Any]]:
-        """uint8 (H, W, 3) image and notes for a validated label map and seed map."""
+    def synthesize_array(self, label: np.ndarray, seeds: Sequence[int], index: Optional[np.ndarray] = None,
+                         photo: Optional[Dict[str, Any]] = None) -> Tuple[np.ndarray, Dict[str, Any]]:
+        """uint8 (H, W, 3) image and notes for a validated label map and seed map; `photo`
+        (`Photos.parse`): edit that inverted photo instead (photos.py)."""
         lab = torch.from_numpy(np.ascontiguousarray(label)).long()
-        z = self.noise_map(seeds, index)
+        z = self.noise_map(seeds, index) if photo is None else self.photos.noise(label, seeds, index, photo)
         with self._lock:
             t0 = time.perf_counter()
             with torch.inference_mode():
                 out = synthesize(self.model, lab, z=z)
+                if photo is not None and photo["paste_back"]:
+                    out = self.photos.composite(out, label, z, photo)
             ms = (time.perf_counter() - t0) * 1000.0
             self.last_ms = ms
         notes: Dict[str, Any] = {"ms": round(ms, 1)}
@@ -227,7 +234,8 @@ class Painter:
     def synthesize(self, body: Any) -> Dict[str, Any]:
         label = self.parse_label(body)
         seeds, index = self.parse_noise(body)
-        img, notes = self.synthesize_array(label, seeds, index)
+        photo = self.photos.parse(body["photo"]) if body.get("photo") is not None else None
+        img, notes = self.synthesize_array(label, seeds, index, photo)
         from PIL import Image
 
         png = _png_bytes(Image.fromarray(img, "RGB"))
@@ -250,14 +258,21 @@ class Painter:
     def decode_upload(self, body: Any) -> Dict[str, Any]:
         """An uploaded label map (index PNG or colour PNG) -> model ids at the model's size."""
         data = _b64decode(_require(body, "file", str, "a base64 string"), "file")
+        name = body.get("name") if isinstance(body.get("name"), str) else "upload"
+        name = "".join(ch for ch in name[:80] if ch.isprintable()) or "upload"
+        arr, notes, _ = self.upload_to_ids(data, name)
+        present = [int(c) for c in np.unique(arr)]
+        return {"label": self.encode_map(arr), "notes": notes,
+                "classes_present": present}
+
+    def upload_to_ids(self, data: bytes, name: str) -> Tuple[np.ndarray, List[str], Tuple[int, int]]:
+        """A label PNG's bytes -> model ids at the model's size, notes, the file's (h, w)."""
         if len(data) > MAX_UPLOAD_BYTES:
             raise RequestError(f"the file is {len(data) / 2**20:.1f} MiB; the limit is "
                                f"{MAX_UPLOAD_BYTES // 2**20} MiB", 413)
         if not data.startswith(PNG_MAGIC):
             raise RequestError("label maps must be PNG files (an index PNG of class ids, or a "
                                "colour PNG in the model's palette); JPEG would blur the labels")
-        name = body.get("name") if isinstance(body.get("name"), str) else "upload"
-        name = "".join(ch for ch in name[:80] if ch.isprintable()) or "upload"
         arr, notes = self._read_png(data, name)
         h, w = arr.shape
         if (h, w) != (self.height, self.width):
@@ -267,9 +282,7 @@ class Painter:
             rows = (np.arange(self.height) * h // self.height)
             cols = (np.arange(self.width) * w // self.width)
             arr = arr[rows[:, None], cols[None, :]]
-        present = [int(c) for c in np.unique(arr)]
-        return {"label": self.encode_map(arr), "notes": notes,
-                "classes_present": present}
+        return arr, notes, (h, w)
 
     def _read_png(self, data: bytes, name: str = "upload") -> Tuple[np.ndarray, List[str]]:
         """Model ids of a PNG.

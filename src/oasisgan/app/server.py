@@ -7,6 +7,8 @@
     POST /api/synthesize        {label, noise: {seeds, map} | seed} -> {image (PNG data URL), seeds, ms}
     POST /api/decode-label      {file: base64 PNG} -> {label, notes, classes_present}
     POST /api/label-png         {label} -> image/png (index PNG of model ids)
+    POST /api/invert            {image, label (base64 files), steps?} -> {job, steps} (photos.py)
+    GET  /api/invert?job=ID     {state: running|done|error, step, steps, loss, seconds, photo?, error?}
 
 Every error is a JSON object `{"error": message}` with a 4xx/5xx status; no input can stop the
 server. Bodies are capped (413 beyond), must carry Content-Length, and a slow client times out.
@@ -208,6 +210,14 @@ class PainterHandler(BaseHTTPRequestHandler):
         body = self._read_json(MAX_UPLOAD_BYTES * 4 // 3 + 64 * 1024)
         self._json(200, self.painter.decode_upload(body))
 
+    def post_invert(self, url) -> None:
+        body = self._read_json(2 * (MAX_UPLOAD_BYTES * 4 // 3) + 64 * 1024)
+        self._json(200, self.painter.photos.start(body))
+
+    def get_invert(self, url) -> None:
+        job = (parse_qs(url.query).get("job") or [""])[0]
+        self._json(200, self.painter.photos.status(job))
+
     def post_label_png(self, url) -> None:
         body = self._read_json(self.server.map_body_limit)  # type: ignore[attr-defined]
         png = self.painter.label_png(self.painter.parse_label(body))
@@ -223,6 +233,8 @@ ROUTES = {
     ("POST", "/api/synthesize"): PainterHandler.post_synthesize,
     ("POST", "/api/decode-label"): PainterHandler.post_decode_label,
     ("POST", "/api/label-png"): PainterHandler.post_label_png,
+    ("POST", "/api/invert"): PainterHandler.post_invert,
+    ("GET", "/api/invert"): PainterHandler.get_invert,
 }
 
 

@@ -33,10 +33,11 @@ from typing import Any, Dict, Iterator, List, Optional, Union
 import torch
 import torch.nn as nn
 
+from ..accel import accelerate
 from ..allocator import tune_cpu_allocator
 from ..checkpoint import (CheckpointError, atomic_save, make_checkpoint, read_checkpoint,
                           remove_stale_temporaries)
-from ..config import ConfigError, OASISConfig
+from ..config import ConfigError, OASISConfig, RuntimeConfig, flat_fields
 from ..data.loader import batches_per_epoch, epoch_loader, fixed_batch
 from ..errors import DataError, OASISError, first_line, worker_error_text
 from ..labels import one_hot
@@ -54,8 +55,7 @@ from .step import TrainStep
 # model, the data or the optimisation and must match the checkpoint.
 RESUMABLE_CHANGES = {"iters", "num_epochs", "num_workers", "freq_print", "freq_save_latest",
                      "freq_save_ckpt", "freq_fid", "eval_metrics", "log_every", "lr_g", "lr_d",
-                     "compile", "channels_last", "fused_updates", "fused_losses", "batch_d_calls",
-                     "tune_malloc", "bn_stats_batches", "class_names", "palette"}
+                     "bn_stats_batches", "class_names", "palette"} | set(RuntimeConfig.__dataclass_fields__)
 BN_EPOCH_BASE = 1_000_000  # data "epochs" of the BN re-collection passes: never those of training
 GRID_SAMPLES = 8
 
@@ -169,8 +169,8 @@ class Trainer:
 
         # --- networks (identical on every rank), EMA as a copy of the initialised G ---
         seed_everything(cfg.seed)
-        g = Generator.from_config(cfg)
-        d = Discriminator.from_config(cfg)
+        g = accelerate(Generator.from_config(cfg), cfg.fast_spade)
+        d = accelerate(Discriminator.from_config(cfg), cfg.fast_spade)
         ema = copy.deepcopy(g).requires_grad_(False) if cfg.ema else None
         if resume_ckpt is not None:
             self._load_weights(resume_ckpt, g, d, ema, latest)
@@ -255,7 +255,7 @@ class Trainer:
         return False
 
     def _check_resume_config(self, ckpt, path) -> None:
-        old = ckpt["config"]
+        old = flat_fields(ckpt["config"])
         new = self.cfg.to_dict()
         diff = [k for k in new if k in old and old[k] != new[k] and k not in RESUMABLE_CHANGES]
         if diff:

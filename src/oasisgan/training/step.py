@@ -11,8 +11,8 @@
 D is called once in the G step and three times in the D step, in the official order, so its
 spectral-norm power iterations advance exactly as there. With ``batch_d_calls`` (on, or auto on
 small CPU maps; the fast path on, not under ``compile``) the D step's three calls are one call
-on the concatenated batch: D has no batch statistics, and `spectral_norm_groups` runs one power
-iteration per original call and gives each part its own sigma -- the same function, batched.
+on the concatenated batch: D has no batch statistics, and the accelerated D (`groups`) runs one
+power iteration per original call and gives each part its own sigma -- the same function, batched.
 In the G step only G's gradients are computed (``backward(inputs=G params)``); the official
 code also accumulates D's, then discards them with ``netD.zero_grad()`` -- the same update,
 less work.
@@ -24,9 +24,9 @@ from typing import Dict, Optional
 import torch
 import torch.nn as nn
 
+from ..accel import is_accelerated, tuning
 from ..labels import one_hot
 from ..losses import labelmix_inputs, labelmix_loss, labelmix_mask, n1_loss
-from ..nn.layers import spectral_norm_groups
 from .amp import Precision, to_memory_format
 from .ema import update_ema
 
@@ -51,17 +51,18 @@ class TrainStep:
         self.g_params = [p for p in self.g.parameters() if p.requires_grad]
         # The D step's three D calls as one batched call (exact; see the module docstring):
         # "on", "off", or "auto" (CPU maps of at most BATCH_D_MAX_PIXELS, see `batch_d`).
-        able = getattr(self.d, "fast", False) and not cfg.compile
+        able = is_accelerated(self.d) and not cfg.compile
         self.batched_d = cfg.batch_d_calls if able and cfg.batch_d_calls in ("on", "auto") else "off"
-
-    # Batching the D step measured faster up to this many pixels (B*H*W) on a 2-core CPU
-    # (64x64: -6 to -13%) and slower above (128x128: +8% at batch 2, +18% at batch 4).
-    BATCH_D_MAX_PIXELS = 64 * 64 * 4
+        # the accelerated G takes the label ids it would otherwise read off the one-hot
+        self.g_takes_ids = is_accelerated(self.g)
 
     def batch_d(self, image: torch.Tensor) -> bool:
         if self.batched_d == "auto":
-            return image.device.type == "cpu" and image[:, 0].numel() <= self.BATCH_D_MAX_PIXELS
+            return image.device.type == "cpu" and image[:, 0].numel() <= tuning.BATCH_D_MAX_PIXELS
         return self.batched_d == "on"
+
+    def generate(self, net: nn.Module, onehot: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        return net(onehot, ids=label) if self.g_takes_ids else net(onehot)
 
     def inputs(self, batch: Dict[str, torch.Tensor], device: torch.device):
         cl = self.cfg.channels_last
@@ -74,7 +75,7 @@ class TrainStep:
     def losses_g(self, image, label, onehot) -> Dict[str, torch.Tensor]:
         cfg = self.cfg
         with self.precision.autocast():
-            fake = self.generator(onehot)
+            fake = self.generate(self.generator, onehot, label)
             out = self.d(fake)  # plain module: no DDP reduction of D's (unused) gradients
         losses = {"G": n1_loss(out, label, True, cfg.class_balancing, cfg.dontcare_label,
                                cfg.fused_losses)}
@@ -86,7 +87,7 @@ class TrainStep:
         cfg = self.cfg
         with self.precision.autocast():
             with torch.no_grad():
-                fake = self.g(onehot)
+                fake = self.generate(self.g, onehot, label)
         # D calls draw no random numbers: the LabelMix bits come from the same RNG state
         # whether they are drawn before or between the D calls.
         mask = labelmix_mask(label) if cfg.labelmix else None
@@ -95,8 +96,8 @@ class TrainStep:
             inputs.append(to_memory_format(labelmix_inputs(mask, image, inputs[0]), cfg.channels_last))
         with self.precision.autocast():
             if self.batch_d(image):
-                with spectral_norm_groups(self.d, [x.shape[0] for x in inputs]):
-                    outs = self.discriminator(torch.cat(inputs)).split(image.shape[0])
+                outs = self.discriminator(torch.cat(inputs), groups=[x.shape[0] for x in inputs])
+                outs = outs.split(image.shape[0])
             else:
                 outs = [self.discriminator(x) for x in inputs]
         fused = cfg.fused_losses

@@ -3,6 +3,8 @@
 // State held by the page (the server keeps none):
 //   label    H*W class ids
 //   seeds    list of seeds; seedIdx H*W indices into it (the noise of each pixel)
+//   photo    in photo mode, the id of an inverted photo (the server keeps its noise); seed index 0
+//            then means "the photo's noise", and transfers give classes another photo's look
 // "New image" sets one seed everywhere; "resample class/region" gives the pixels of a class or a
 // rectangle a new seed. The server rebuilds the spatial noise from (seeds, seedIdx) each time.
 "use strict";
@@ -20,7 +22,12 @@
     pointer: null,           // last pointer position in model pixels (for the cursor)
     stroke: null,            // {x, y} during a stroke
     exampleVariant: 0,
+    photo: null,             // photo mode: the inverted photo {id, psnr, ...} whose label map is edited
+    source: null,            // an inverted photo whose classes' look "Transfer" copies
+    transfers: [],           // [{photo, class}]: classes that take the source's look
+    pasteBack: false,
   };
+  const P = { file: null, labelFile: null, inverting: false };
   const net = { inflight: false, pending: false, dirty: false, seq: 0, shown: 0, timer: 0, started: 0, tick: 0 };
 
   // ---------------------------------------------------------------------------------------------
@@ -268,9 +275,9 @@
   // ---------------------------------------------------------------------------------------------
   // undo: snapshots of the whole state (label + noise)
   function snapshot() {
-    return { label: S.label.slice(), seeds: S.seeds.slice(), seedIdx: S.seedIdx.slice() };
+    return { label: S.label.slice(), seeds: S.seeds.slice(), seedIdx: S.seedIdx.slice(), transfers: S.transfers.slice() };
   }
-  function restore(s) { S.label = s.label; S.seeds = s.seeds; S.seedIdx = s.seedIdx; }
+  function restore(s) { S.label = s.label; S.seeds = s.seeds; S.seedIdx = s.seedIdx; S.transfers = s.transfers; }
   function pushUndo(s) {
     S.undo.push(s);
     if (S.undo.length > MAX_UNDO) S.undo.shift();
@@ -349,6 +356,7 @@
     const seq = ++net.seq;
     setBusy(true);
     const body = { label: encodeMap(S.label, wideLabels()), noise: noisePayload() };
+    if (S.photo) body.photo = { id: S.photo.id, paste_back: S.pasteBack, transfers: S.transfers.slice() };
     const out = $("output");
     try {
       const res = await api("/api/synthesize", body);
@@ -419,6 +427,7 @@
     $("current-swatch").style.background = `rgb(${c.color.join(",")})`;
     $("current-name").textContent = `${c.id} · ${c.name}`;
     $("resample-class").textContent = `Resample “${c.name}”`;
+    $("transfer-class").textContent = `Transfer “${c.name}” from the source`;
     if (S.tool === "eraser") setTool("brush");
     updateButtons();
   }
@@ -437,13 +446,19 @@
     $("resample-region").disabled = !noise || !S.selection;
     $("resample-class").disabled = !noise || !(S.present && S.present[S.current]);
     $("new-image").disabled = !noise;
+    $("invert").disabled = $("invert-source").disabled = P.inverting || !P.file || !P.labelFile || !noise;
+    $("transfer-class").disabled = !S.photo || !S.source || !(S.present && S.present[S.current]);
   }
 
   function updateNoiseStatus() {
     if (!S.info.noise) { $("noise-status").textContent = "this model ignores noise: one image per label map"; return; }
     $("seed").value = String(S.seeds[0]);
     const local = S.seeds.length - 1;
-    $("noise-status").textContent = local ? `seed ${S.seeds[0]} with ${local} local resample${local > 1 ? "s" : ""}` : `seed ${S.seeds[0]}`;
+    const base = S.photo ? "the photo's noise" : `seed ${S.seeds[0]}`;
+    const parts = [];
+    if (local) parts.push(`${local} local resample${local > 1 ? "s" : ""}`);
+    if (S.photo && S.transfers.length) parts.push(`${S.transfers.length} transfer${S.transfers.length > 1 ? "s" : ""}`);
+    $("noise-status").textContent = parts.length ? `${base} with ${parts.join(" and ")}` : base;
   }
 
   function setTool(tool) {
@@ -479,19 +494,111 @@
       showMessage(`${file.name} is ${(file.size / 2 ** 20).toFixed(1)} MiB; the limit is ${S.info.max_upload_bytes / 2 ** 20} MiB`);
       return;
     }
-    const dataUrl = await new Promise((resolve, reject) => {
-      const r = new FileReader();
-      r.onload = () => resolve(r.result); r.onerror = () => reject(new Error(`cannot read ${file.name}`));
-      r.readAsDataURL(file);
-    });
     try {
-      const res = await api("/api/decode-label", { file: String(dataUrl).split(",")[1] || "", name: file.name });
+      const res = await api("/api/decode-label", { file: await readBase64(file), name: file.name });
       setLabel(decodeMap(res.label));
       const notes = res.notes && res.notes.length ? ": " + res.notes.join("; ") : "";
       showMessage(`loaded ${file.name}${notes}`, "info", 5000);
     } catch (e) {
       showMessage(`${file.name}: ${e.message}`);
     }
+  }
+
+  function readBase64(file) {
+    return new Promise((resolve, reject) => {
+      const r = new FileReader();
+      r.onload = () => resolve(String(r.result).split(",")[1] || "");
+      r.onerror = () => reject(new Error(`cannot read ${file.name}`));
+      r.readAsDataURL(file);
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // photo mode: invert a photo (a job on the server, polled), then edit its label map
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+  function showPhotoFiles() {
+    const a = P.file ? P.file.name : "no photo", b = P.labelFile ? P.labelFile.name : "no label map";
+    $("photo-files").textContent = `${a} · ${b}`;
+    updateButtons();
+  }
+
+  function setInverting(on, state) {
+    P.inverting = on;
+    $("invert-progress").classList.toggle("hidden", !on);
+    if (state) $("invert-status").dataset.state = state;
+    updateButtons();
+  }
+
+  async function startInversion(asSource) {
+    const steps = Number($("invert-steps").value);
+    if (!Number.isInteger(steps) || steps < 1 || steps > 5000) {
+      showMessage("steps must be a whole number from 1 to 5000", "error", 5000); return;
+    }
+    setInverting(true, "running");
+    $("invert-progress").value = 0;
+    $("invert-status").textContent = "sending…";
+    let res;
+    try {
+      const [image, label] = await Promise.all([readBase64(P.file), readBase64(P.labelFile)]);
+      res = await api("/api/invert", { image, label, steps, name: P.file.name, label_name: P.labelFile.name });
+    } catch (e) {
+      showMessage(e.message); $("invert-status").textContent = ""; setInverting(false, "error"); return;
+    }
+    const name = P.file.name;
+    for (;;) {
+      await sleep(200);
+      let st;
+      try { st = await api(`/api/invert?job=${encodeURIComponent(res.job)}`); } catch (e) {
+        showMessage(e.message); setInverting(false, "error"); return;
+      }
+      $("invert-progress").max = st.steps; $("invert-progress").value = st.step;
+      if (st.state === "running") {
+        $("invert-status").textContent = `inverting ${name}: step ${st.step} / ${st.steps}, ${st.seconds.toFixed(1)} s`;
+        continue;
+      }
+      if (st.state === "error") { showMessage(st.error); $("invert-status").textContent = ""; setInverting(false, "error"); return; }
+      const ph = { ...st.photo, name };
+      const lp = ph.lpips === null || ph.lpips === undefined ? "" : `, LPIPS ${ph.lpips.toFixed(3)}`;
+      const notes = ph.notes && ph.notes.length ? ` (${ph.notes.join("; ")})` : "";
+      if (asSource) {
+        S.source = ph;
+        $("source-info").textContent = `transfer source: ${name} (PSNR ${ph.psnr.toFixed(1)} dB)`;
+        $("invert-status").textContent = `source ${name} inverted in ${ph.seconds.toFixed(1)} s`;
+      } else {
+        openPhoto(ph);
+        $("invert-status").textContent = `${name}: reconstruction PSNR ${ph.psnr.toFixed(1)} dB${lp} in ${ph.seconds.toFixed(1)} s${notes}`;
+      }
+      setInverting(false, "done");
+      return;
+    }
+  }
+
+  function openPhoto(ph) {
+    S.photo = ph; S.transfers = [];
+    S.undo = []; S.redo = [];  // the history belongs to the previous picture
+    S.seeds = [S.seeds[0]]; S.seedIdx = new Uint16Array(S.W * S.H);
+    S.label = decodeMap(ph.label);
+    $("photo-original").src = ph.image; $("photo-recon").src = ph.reconstruction;
+    $("photo-view").classList.remove("hidden");
+    render(); changed(0);
+  }
+
+  function closePhoto() {
+    S.photo = null; S.transfers = [];
+    $("photo-view").classList.add("hidden");
+    changed(0);
+  }
+
+  function transferClass() {
+    const c = S.current, name = S.info.classes[c].name;
+    if (!S.source || !S.photo) return;
+    if (!S.source.classes_present.includes(c)) { showMessage(`the source photo has no “${name}”`, "error", 5000); return; }
+    pushUndo(snapshot());
+    S.transfers = S.transfers.filter((t) => t.class !== c).concat([{ photo: S.source.id, class: c }]);
+    for (let i = 0; i < S.label.length; i++) if (S.label[i] === c) S.seedIdx[i] = 0;  // the transfer wins
+    compactSeeds();
+    changed(0);
   }
 
   async function downloadLabel() {
@@ -525,6 +632,13 @@
   $("new-image").addEventListener("click", () => setGlobalSeed(randomSeed()));
   $("resample-class").addEventListener("click", resampleClass);
   $("resample-region").addEventListener("click", resampleRegion);
+  $("photo-file").addEventListener("change", (e) => { P.file = e.target.files[0] || null; e.target.value = ""; showPhotoFiles(); });
+  $("photo-label-file").addEventListener("change", (e) => { P.labelFile = e.target.files[0] || null; e.target.value = ""; showPhotoFiles(); });
+  $("invert").addEventListener("click", () => startInversion(false));
+  $("invert-source").addEventListener("click", () => startInversion(true));
+  $("transfer-class").addEventListener("click", transferClass);
+  $("close-photo").addEventListener("click", closePhoto);
+  $("paste-back").addEventListener("change", (e) => { S.pasteBack = e.target.checked; changed(0); });
   $("download-image").addEventListener("click", (e) => { if (!$("output").src) e.preventDefault(); });
   const applySeed = () => {
     const txt = $("seed").value.trim();
@@ -572,6 +686,7 @@
     document.title = `OASIS painter · ${I.title}`;
     $("brush-size").max = String(Math.max(16, Math.round(Math.max(I.width, I.height) / 4)));
     setSize(Math.max(2, Math.round(Math.max(I.width, I.height) / 20)));
+    $("invert-steps").value = String(I.photo_steps || 200);
     setupCanvas();
     buildPalette();
     S.seeds = [0];
@@ -596,6 +711,7 @@
     get state() { return S; },
     labelBase64: () => encodeMap(S.label, wideLabels()).data,
     seeds: () => S.seeds.slice(),
+    photo: () => (S.photo ? { id: S.photo.id, psnr: S.photo.psnr, transfers: S.transfers.slice() } : null),
     idle: () => !net.inflight && !net.pending && !net.dirty && $("output").dataset.state === "idle",
   };
   init();

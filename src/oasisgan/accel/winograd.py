@@ -26,6 +26,8 @@ from typing import Iterator, Optional, Tuple
 
 import torch
 
+from . import tuning
+
 POINTS = {2: (0, 1, -1), 4: (0, 1, -1, 2, Fraction(-1, 2))}
 TILE_CHOICES = (0, 2, 4)  # 0: off
 
@@ -72,12 +74,7 @@ def transform_weight(weight: torch.Tensor, m: int) -> torch.Tensor:
 # Where it pays, measured on the generator's layers (2 CPU threads, float32; docs/performance.md):
 # F(4x4) 1.3-2x faster than oneDNN's direct convolution from 32x32 maps up, not on 16x16 and
 # below, nor below 128 input or output channels (128 -> 64 channels at 256x256: 0.9x).
-MIN_PIXELS = 32 * 32
-MIN_CHANNELS = 128
-# Tiles per chunk and thread (256 per chunk measured best with 2 threads): the transformed
-# chunk ((m + 2)^2 x tiles x channels) stays in the threads' caches. These thresholds were
-# measured on a 2-core CPU only; on many-core CPUs check with benchmarks/bench_infer.py.
-CHUNK_TILES = 128
+# thresholds: oasisgan.accel.tuning (WINOGRAD_*)
 
 _scope = threading.local()
 
@@ -100,8 +97,8 @@ def allowed(tile: int = 4) -> Iterator[None]:
 def applicable(x: torch.Tensor, weight: torch.Tensor, out_channels: int = 0) -> int:
     """The tile m for which `conv3x3_padded` computes F.conv2d(x, weight, padding=1), `x` given
     as (B, H, W, C), and pays, or 0: inside `allowed(m)`, float32 on the CPU,
-    no autograd or autocast, H and W divisible by m, at least MIN_PIXELS per image and
-    MIN_CHANNELS in and out (`out_channels`, when given, overrides the weight's: weights
+    no autograd or autocast, H and W divisible by m, at least WINOGRAD_MIN_PIXELS per image and
+    WINOGRAD_MIN_CHANNELS in and out (`out_channels`, when given, overrides the weight's: weights
     concatenated into one convolution)."""
     limit = getattr(_scope, "tile", 0)
     if not limit or x.dim() != 4 or weight.shape[2:] != (3, 3):
@@ -112,10 +109,10 @@ def applicable(x: torch.Tensor, weight: torch.Tensor, out_channels: int = 0) -> 
         return 0
     if torch.is_autocast_enabled("cpu"):
         return 0
-    if min(out_channels or weight.shape[0], weight.shape[1]) < MIN_CHANNELS:
+    if min(out_channels or weight.shape[0], weight.shape[1]) < tuning.WINOGRAD_MIN_CHANNELS:
         return 0
     h, w = x.shape[1:3]
-    return limit if h % limit == 0 and w % limit == 0 and h * w >= MIN_PIXELS else 0
+    return limit if h % limit == 0 and w % limit == 0 and h * w >= tuning.WINOGRAD_MIN_PIXELS else 0
 
 
 def padded(x: torch.Tensor, relu: bool = False) -> torch.Tensor:
@@ -150,7 +147,7 @@ def conv3x3_padded(xp: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.
     kin, kout = _kron(m, xp.dtype, xp.device)
     out = xp.new_empty(b, h, w, co)
     th, tw = h // m, w // m
-    rows = max(1, min(th, CHUNK_TILES * torch.get_num_threads() // tw))
+    rows = max(1, min(th, tuning.WINOGRAD_CHUNK_TILES * torch.get_num_threads() // tw))
     sb, sh, sw, sc = xp.stride()
     for i in range(b):
         for r0 in range(0, th, rows):
