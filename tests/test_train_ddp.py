@@ -96,3 +96,40 @@ def test_cpu_sync_batchnorm_matches_batchnorm_on_the_global_batch(tmp_path):
     for g in got:
         assert torch.allclose(g["mean"], bn.running_mean, atol=1e-6)
         assert torch.allclose(g["var"], bn.running_var, atol=1e-5)
+
+
+def _bad_file_worker(rank, world, port, root, out, dump):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    from oasisgan.errors import DataError
+    from oasisgan.training.loop import Trainer
+
+    t = Trainer(tiny_cfg(root, iters=6, batch_size=4), root, out, device="cpu", progress=False,
+                tensorboard=False, check_data=False)
+    try:
+        t.run()
+        outcome = {"error": None}
+    except DataError as e:
+        outcome = {"error": str(e)}
+    torch.save(outcome, os.path.join(dump, f"rank{rank}.pt"))
+
+
+@pytest.mark.slow
+def test_ddp_a_file_that_fails_on_one_rank_stops_every_rank_after_one_save(tiny_root, tmp_path):
+    """The file is read by one rank only; both ranks agree, save latest.ckpt together, stop."""
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(tiny_root, root)
+    bad = root / "train/images/00003.png"
+    bad.write_bytes(bad.read_bytes()[:200])
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    mp.spawn(_bad_file_worker, args=(2, _free_port(), str(root), str(tmp_path / "run"), str(dump)),
+             nprocs=2, join=True)
+    errors = [torch.load(dump / f"rank{r}.pt", weights_only=True)["error"] for r in range(2)]
+    assert all(errors), errors
+    assert str(bad) in errors[0] and "Saved" in errors[0]
+    done = read_checkpoint(tmp_path / "run/checkpoints/latest.ckpt")["training"]["iteration"]
+    assert f"(iteration {done})" in errors[0] and done < 6

@@ -304,7 +304,7 @@ def invert(model, image, label, steps: Union[int, Sequence[int]] = 200,
     stages = tuple(stages)
     if not stages or any(s not in STAGES for s in stages):
         raise EditingError(f"stages must be a sequence of {', '.join(STAGES)}; got {stages!r}")
-    if not getattr(gen, "noise_3d", True):
+    if not gen.noise_3d:
         raise EditingError("this model was trained without 3D noise: there is no noise to invert")
     counts = _split_steps(steps, stages)
     b, n, h, w = onehot.shape

@@ -107,7 +107,7 @@ def save_pretrained(model, out_dir: Union[str, Path], discriminator: bool = True
 
     out_dir = Path(out_dir)
     extra = dict(card or {})
-    meta = getattr(model, "meta", None) or {}
+    meta = model.meta
     extra.setdefault("iterations", meta.get("iteration"))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
