@@ -184,7 +184,7 @@ def load_pretrained_dir(path: Union[str, Path], device: Union[str, torch.device]
     if discriminator and (path / DISCRIMINATOR_NAME).is_file():
         dstate = _load_safetensors(path / DISCRIMINATOR_NAME)
         check_finite(dstate, path / DISCRIMINATOR_NAME, "discriminator", allow_nonfinite)
-        disc = Discriminator.from_config(config, init=False)
+        disc = accelerate(Discriminator.from_config(config, init=False), config.fast_spade)
         _load_into(disc, dstate, path / DISCRIMINATOR_NAME, "discriminator")
         disc.eval().requires_grad_(False)
     model = OASISModel(config, gen, disc, path)

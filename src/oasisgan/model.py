@@ -85,7 +85,7 @@ def load(path: Union[str, Path], device: Union[str, torch.device] = "cpu",
     disc = None
     if discriminator and ckpt.get("discriminator") is not None:
         check_finite(ckpt["discriminator"], path, "discriminator", allow_nonfinite)
-        disc = Discriminator.from_config(config, init=False)
+        disc = accelerate(Discriminator.from_config(config, init=False), config.fast_spade)
         _load_into(disc, ckpt["discriminator"], path, "discriminator")
         disc.eval().requires_grad_(False)
     return OASISModel(config, gen, disc, path, meta=ckpt.get("meta")).to(device)
