@@ -51,7 +51,7 @@ def nn_fingerprint() -> str:
         text = "\n".join(inspect.getsource(f) for f in MIRRORED)
     except (OSError, TypeError):
         return "unknown"
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(text.replace("\r\n", "\n").encode()).hexdigest()  # CRLF checkouts alike
 
 
 def is_accelerated(net: nn.Module) -> bool:
