@@ -113,6 +113,10 @@ def _bad_file_worker(rank, world, port, root, out, dump):
     except DataError as e:
         outcome = {"error": str(e)}
     torch.save(outcome, os.path.join(dump, f"rank{rank}.pt"))
+    # What is tested ends here. Once in CI (not in 11 runs here) a rank then died of SIGABRT in
+    # interpreter teardown ("terminate called without an active exception", after the process
+    # group was destroyed); skip the teardown so that the test checks the behaviour, not that.
+    os._exit(0)
 
 
 @pytest.mark.slow

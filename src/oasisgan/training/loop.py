@@ -499,6 +499,7 @@ class Trainer:
             saved = f"Saved {path} (iteration {step}); fix" if path else "Fix"
         except Exception as e:
             saved = f"Saving failed too ({first_line(e)}): {self._last_good()}. Fix"
+        D.barrier(self.ctx)  # no process tears the group down while the main one still writes
         return _DataFailure(f"training stopped at iteration {step} on a file it could not load: {texts[0]}. "
                             f"{saved} or remove the file (`oasis data check --mode full` lists every bad "
                             "file), then continue with --resume")
