@@ -86,17 +86,14 @@ def sn_conv(module: nn.Conv2d, x: torch.Tensor, upsample: bool = False,
     hook = _sn_hook(module)
     if hook is None:
         return conv(module, x, module.weight, module.bias, upsample)
-    if groups is None:
-        sigma = sn_sigma(module, hook)
-        if _output_smaller(module, x, upsample):
-            out = conv(module, x, module.weight_orig, None, upsample) / sigma
-            return out if module.bias is None else out + module.bias.view(1, -1, 1, 1)
-        return conv(module, x, module.weight_orig / sigma, module.bias, upsample)
-    sigmas = [sn_sigma(module, hook) for _ in groups]
+    sigmas = [sn_sigma(module, hook) for _ in (groups or [None])]  # one power iteration per part
     if _output_smaller(module, x, upsample):
-        scale = torch.cat([s.reshape(1).expand(n) for s, n in zip(sigmas, groups)]).view(-1, 1, 1, 1)
+        scale = sigmas[0] if groups is None else \
+            torch.cat([s.reshape(1).expand(n) for s, n in zip(sigmas, groups)]).view(-1, 1, 1, 1)
         out = conv(module, x, module.weight_orig, None, upsample) / scale
         return out if module.bias is None else out + module.bias.view(1, -1, 1, 1)
+    if groups is None:
+        return conv(module, x, module.weight_orig / sigmas[0], module.bias, upsample)
     return torch.cat([conv(module, part, module.weight_orig / s, module.bias, upsample)
                       for part, s in zip(x.split(list(groups)), sigmas)])
 
