@@ -1,6 +1,8 @@
 """Shared fixtures. `shared_dir` is ../shared beside the checkout (real dataset samples, weights)."""
 from __future__ import annotations
 
+import multiprocessing
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,26 @@ def _threads():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _no_leaked_processes():
+    """Fail the test that leaves multiprocessing children running. DataLoader workers ignore
+    SIGTERM (data.loader), so one left behind makes the interpreter's exit join it forever: a
+    green suite that never ends (CI once timed out so). The leftovers are killed here."""
+    before = set(multiprocessing.active_children())
+    yield
+    deadline = time.monotonic() + 10  # an iterator's own shutdown joins its workers
+    while True:
+        leaked = [p for p in multiprocessing.active_children() if p not in before]
+        if not leaked or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    for p in leaked:
+        p.kill()
+        p.join(5)
+    if leaked:
+        pytest.fail(f"the test left {len(leaked)} child process(es) running: {leaked}", pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def toy_root(tmp_path_factory) -> Path:
     """A small toy dataset (64 train / 16 val, 64x64, seed 0) in the custom layout, for everyone's tests."""
@@ -41,3 +63,12 @@ def pytest_terminal_summary(terminalreporter):
         reason = reason.replace("Skipped: ", "")
         terminalreporter.write_line(f"NOTE: the painter's browser tests were skipped: {reason} "
                                     "(CI's .ci/run installs chromium)", yellow=True, bold=True)
+
+
+def pytest_unconfigure(config):
+    """Children of session-wide fixtures, which the per-test check does not see: end them, so the
+    interpreter's exit never waits on one."""
+    for p in multiprocessing.active_children():
+        print(f"conftest: ending child process {p} left at the end of the session")
+        p.kill()
+        p.join(5)

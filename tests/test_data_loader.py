@@ -1,17 +1,23 @@
 """The one loader module (training epochs, evaluation batches, the grid batch) and the ADE20K-outdoor list."""
 from __future__ import annotations
 
+import os
 import shutil
 import signal
+import subprocess
+import sys
+import textwrap
+import time
 from types import SimpleNamespace
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from oasisgan.data import (ade20k, batches_per_epoch, build_dataset, config_for_root, epoch_loader, eval_loader,
                            fixed_batch)
-from oasisgan.data.loader import EpochSampler, _worker_init
+from oasisgan.data.loader import EpochSampler
 
 
 class _Items(torch.utils.data.Dataset):
@@ -83,20 +89,55 @@ def test_loader_same_batches_with_and_without_workers(toy_root):
     assert torch.equal(full[0]["image"][0], ds[(i, 1)]["image"])
 
 
-def test_worker_init_ignores_stop_signals():
-    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    threads = torch.get_num_threads()
-    try:
-        _worker_init(0)
-        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN == signal.getsignal(signal.SIGTERM)
-        assert torch.get_num_threads() == 1
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-        torch.set_num_threads(threads)
-    loader = epoch_loader(_Items(4), SimpleNamespace(seed=0, num_workers=2), 0, 2)
-    assert loader.worker_init_fn is _worker_init and not loader.persistent_workers
-    assert epoch_loader(_Items(4), SimpleNamespace(seed=0, num_workers=0), 0, 2).worker_init_fn is None
+class _Pids(Dataset):
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        return os.getpid()
+
+
+def test_workers_survive_stop_signals_while_training_runs():
+    """Ctrl-C and a scheduler's SIGTERM reach the whole process group: the workers must keep
+    serving batches while the main process finishes its iteration and saves."""
+    loader = epoch_loader(_Pids(), SimpleNamespace(seed=0, num_workers=1), 0, 2, shuffle=False)
+    assert not loader.persistent_workers
+    batches = iter(loader)
+    pid = int(next(batches)[0])
+    assert pid != os.getpid()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        os.kill(pid, sig)
+    time.sleep(0.5)
+    assert [int(b[0]) for b in batches] == [pid] * 3
+    assert epoch_loader(_Pids(), SimpleNamespace(seed=0, num_workers=0), 0, 2).worker_init_fn is None
+
+
+def test_exit_does_not_wait_forever_on_workers_of_a_live_iterator():
+    """An iterator still referenced when Python exits (a kept exception, a global): the exit's
+    SIGTERM ends its workers, instead of joining workers that ignore SIGTERM forever."""
+    code = textwrap.dedent("""
+        import os, sys, torch
+        from types import SimpleNamespace
+        from torch.utils.data import Dataset
+        from oasisgan.data.loader import epoch_loader
+
+        class Pids(Dataset):
+            def __len__(self):
+                return 64
+            def __getitem__(self, i):
+                return os.getpid()
+
+        torch.set_num_threads(1)
+        KEPT = iter(epoch_loader(Pids(), SimpleNamespace(seed=0, num_workers=2), 0, 2))
+        print(int(next(KEPT)[0]), flush=True)
+    """)
+    t = time.monotonic()
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert time.monotonic() - t < 60
+    worker = int(r.stdout.split()[0])
+    time.sleep(0.2)
+    assert not os.path.exists(f"/proc/{worker}") or "zombie" in open(f"/proc/{worker}/status").read()
 
 
 def test_eval_loader_in_order_truncated_and_fixed_batch(toy_root):

@@ -22,11 +22,17 @@ loader has its own ``torch.Generator``, so building it never draws from the glob
 dataset with ``set_epoch`` (oasisgan.data's) gets a copy set to the epoch: augmentation is drawn
 from ``(seed, epoch, index)`` only, identical for any number of workers. Workers use one torch
 thread and ignore SIGINT/SIGTERM: on Ctrl-C (or a scheduler's SIGTERM, which reaches the whole
-process group) the main process saves a checkpoint, then stops the workers itself.
+process group) the main process saves a checkpoint, then stops the workers itself. Only once
+the main process is exiting does SIGTERM end a worker: that is how Python's exit stops the
+workers of an iterator still referenced then, which would otherwise wait for them forever.
 """
 from __future__ import annotations
 
+import atexit
 import copy
+import functools
+import multiprocessing
+import os
 import signal
 from typing import Iterator, List, Optional
 
@@ -65,10 +71,28 @@ def batches_per_epoch(dataset: Dataset, batch_size: int, world_size: int = 1) ->
     return per_rank // batch_size
 
 
-def _worker_init(_) -> None:
+_exiting = None  # set when the main process exits (a multiprocessing.Event, made on first use)
+
+
+def _exit_event():
+    global _exiting
+    if _exiting is None:
+        _exiting = multiprocessing.Event()
+        # registered after multiprocessing's own exit handler (DataLoader has imported it), so
+        # it runs first: the SIGTERMs that handler sends to leftover workers then end them
+        atexit.register(_exiting.set)
+    return _exiting
+
+
+def _worker_init(exiting, _worker_id) -> None:
     torch.set_num_threads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+    def on_sigterm(signum, frame):
+        if exiting.is_set():
+            os._exit(0)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def _at_epoch(dataset: Dataset, epoch: int) -> Dataset:
@@ -92,7 +116,7 @@ def epoch_loader(dataset: Dataset, cfg, epoch: int, batch_size: int, rank: int =
     gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch + seed_offset)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                       drop_last=True, pin_memory=pin_memory, generator=gen,
-                      worker_init_fn=_worker_init if workers > 0 else None,
+                      worker_init_fn=functools.partial(_worker_init, _exit_event()) if workers > 0 else None,
                       persistent_workers=False)
 
 

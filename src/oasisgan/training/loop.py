@@ -26,6 +26,7 @@ import json
 import math
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Union
@@ -534,6 +535,7 @@ class Trainer:
                 f"{cfg.semantic_nc} classes, G {nG / 1e6:.2f}M / D {nD / 1e6:.2f}M params, batch "
                 f"{cfg.batch_size} ({ctx.world_size} x {self.batch}) on {self.device}, "
                 f"{self.bpe} batches per epoch; run dir {self.out_dir}")
+        batches = loader = failed = None
         stage, updates = "start", 0  # the loop's stage: "data", "update", "after" (an iteration ended)
         try:
             with StopRequest() as stop:
@@ -550,6 +552,10 @@ class Trainer:
                         except StopIteration:
                             break
                         except Exception as e:
+                            # A worker's error re-raised here sits in a reference cycle whose
+                            # frames hold the iterator: free them, or the workers live on
+                            # until a garbage collection (see the `finally` below).
+                            traceback.clear_frames(e.__traceback__)
                             if stop.requested and isinstance(e, RuntimeError):
                                 stopping = True  # workers killed with us: save what we have
                                 break
@@ -598,6 +604,10 @@ class Trainer:
             self._save_after_error(step, e, intact=stage != "update" or self.precision.updates == updates)
             raise
         finally:
+            # An error's traceback keeps this frame alive: let the iterator go, so its DataLoader
+            # workers (which ignore SIGTERM, see data.loader) shut down now, not at an exit that
+            # would wait on them forever.
+            batches = loader = failed = None  # noqa: F841
             self.logger.close()
             D.cleanup(ctx)
         return TrainResult(self.out_dir, step, status, path if ctx.is_main else None, self.best, last)
