@@ -164,14 +164,14 @@ def test_cut_off_jpeg_is_found_by_headers(tmp_path):
     assert "cut off" in _cut_off(p, "JPEG")
 
 
-def test_training_refuses_a_bad_file_beyond_the_sample_before_the_first_iteration(toy_copy, tmp_path):
+def test_training_refuses_a_bad_file_at_the_end_of_the_dataset_before_the_first_iteration(toy_copy, tmp_path):
     from oasisgan.training import train
 
     from test_train_helpers import tiny_cfg
 
-    bad = toy_copy / "train/images/00037.png"
+    bad = toy_copy / "train/images/00063.png"
     _cut(bad)
-    with pytest.raises(DataError, match="00037.png"):
+    with pytest.raises(DataError, match="00063.png"):
         train(tiny_cfg(toy_copy, batch_size=2), toy_copy, tmp_path / "run", progress=False)
     assert not (tmp_path / "run/checkpoints/latest.ckpt").exists()
 
@@ -215,7 +215,7 @@ def test_an_error_in_the_loop_saves_first_unless_it_struck_mid_update(tiny_root,
     from oasisgan.training.loop import Trainer
     from oasisgan.training.step import TrainStep
 
-    from test_train_helpers import tiny_cfg
+    from test_train_helpers import states_equal, tiny_cfg
 
     # after an iteration: the sample grid fails at iteration 2 -> latest.ckpt of iteration 2, then the error
     def broken_grid(self, step):
@@ -228,6 +228,13 @@ def test_an_error_in_the_loop_saves_first_unless_it_struck_mid_update(tiny_root,
     assert read_checkpoint(out / "checkpoints/latest.ckpt")["training"]["iteration"] == 2
     assert "saved" in capsys.readouterr().err.split("error at iteration 2")[1]
     monkeypatch.undo()
+    # once the cause is gone, resume ends bit-identical to a run that never failed
+    train(tiny_cfg(tiny_root, iters=6, freq_save_latest=100), tiny_root, out, resume=True, progress=False)
+    train(tiny_cfg(tiny_root, iters=6, freq_save_latest=100), tiny_root, tmp_path / "clean", progress=False)
+    a = read_checkpoint(tmp_path / "clean/checkpoints/latest.ckpt")
+    b = read_checkpoint(out / "checkpoints/latest.ckpt")
+    for part in ("generator", "discriminator", "ema"):
+        assert states_equal(a[part], b[part]) == [], part
 
     # inside the D update of iteration 3, after G's: nothing is saved, the last good one is named
     original, calls = TrainStep.losses_d, {"n": 0}

@@ -185,3 +185,32 @@ def test_label_maps_of_another_size_are_synthesised_at_the_training_size(files, 
     assert oasis("--checkpoint", ck, "--labels", big, "--out", tmp_path / "o3", "--size", "128x128") == 0
     assert "output size: 128x128 (--size" in capsys.readouterr().err
     assert png(tmp_path / "o3/full_s000.png").shape == (128, 128, 3)
+
+
+def test_a_full_size_cityscapes_label_map_is_synthesised_at_the_training_size(tmp_path, capsys):
+    """The issue's case: a Cityscapes model (trained at a 1:2 size) given a 1024x2048 gtFine
+    labelIds map synthesises at its training size, not at the map's, and says so."""
+    from conftest import SHARED
+
+    cfg = preset("cityscapes", channels_G=8, crop_size=64, load_size=64, z_dim=8, spade_hidden=16)
+    assert (cfg.height, cfg.width) == (32, 64)
+    torch.manual_seed(0)
+    g = Generator.from_config(cfg)
+    init_weights(g, gain=1.0)
+    settle_spectral_norms(g, 5)
+    save_checkpoint(tmp_path / "city.ckpt", config=cfg, ema=g, generator=g)
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    real = sorted((SHARED / "datasets/cityscapes/gtFine").rglob("*_gtFine_labelIds.png"))[:1]
+    if real:  # a real full-size map where the dataset samples are at hand
+        (labels / real[0].name).write_bytes(real[0].read_bytes())
+    else:
+        ids = (np.add.outer(np.arange(1024) // 128, np.arange(2048) // 128) % 34).astype(np.uint8)
+        Image.fromarray(ids).save(labels / "frankfurt_000000_000294_gtFine_labelIds.png")
+    assert Image.open(next(labels.iterdir())).size == (2048, 1024)
+    assert oasis("--checkpoint", tmp_path / "city.ckpt", "--labels", labels, "--out", tmp_path / "o") == 0
+    err = capsys.readouterr().err
+    assert "output size: 32x64 (the model's training size" in err and "resized 1 label map" in err
+    assert "warning" not in err
+    (out,) = sorted((tmp_path / "o").glob("*_s000.png"))
+    assert png(out).shape == (32, 64, 3)

@@ -90,6 +90,7 @@ def test_sigkill_during_save_leaves_previous_checkpoint_loadable(tiny_root, tmp_
     assert ck["training"]["iteration"] == 2
     res = train(tiny_cfg(tiny_root, iters=4), tiny_root, out, resume=True, progress=False)
     assert res.iteration == 4 and read_checkpoint(out / "checkpoints/latest.ckpt")["training"]["iteration"] == 4
+    assert not [p.name for p in (out / "checkpoints").iterdir() if p.name.endswith(".tmp")]  # the killed save's
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
