@@ -297,6 +297,29 @@ def test_a_changed_reference_falls_back_and_warns(monkeypatch):
     assert type(gen) is Generator
 
 
+def test_a_changed_reference_loss_falls_back_and_warns(monkeypatch):
+    """The same for the fused losses: an edit of oasisgan/losses.py turns them off (one warning)
+    until tests/test_losses.py passed and VERIFIED_LOSSES is updated; this test fails meanwhile."""
+    from oasisgan import losses
+    from oasisgan.accel import losses as fused
+
+    assert fused.losses_fingerprint() == fused.VERIFIED_LOSSES, (
+        "oasisgan/losses.py changed since the fused losses were checked: run tests/test_losses.py, "
+        "fix oasisgan/accel/losses.py if it fails, then set oasisgan.accel.losses.VERIFIED_LOSSES = "
+        f"{fused.losses_fingerprint()!r}")
+    logits, label = torch.randn(2, 4, 8, 8), torch.randint(0, 3, (2, 8, 8))
+    calls = []
+    monkeypatch.setattr(fused.WeightedCrossEntropy, "apply",
+                        lambda *a, orig=fused.WeightedCrossEntropy.apply: calls.append(1) or orig(*a))
+    fast = losses.n1_loss(logits, label, True, fused=True)
+    assert calls == [1]
+    monkeypatch.setattr(fused, "VERIFIED_LOSSES", "0" * 64)
+    monkeypatch.setattr(fused, "_warned", False)
+    with pytest.warns(UserWarning, match="changed since the fused kernels were checked"):
+        ref = losses.n1_loss(logits, label, True, fused=True)
+    assert calls == [1] and torch.allclose(fast, ref, rtol=1e-5)
+
+
 def test_generator_fast_equals_plain_wide_low_res():
     """Wide layers at tiny maps: the output-scaled spectral norm is active there."""
     gen = small_generator(channels=16, num_blocks=3).train()
@@ -510,14 +533,14 @@ def test_folded_upsampling_thresholds(monkeypatch):
 
 
 def test_train_step_takes_the_fused_losses_by_default(monkeypatch):
-    from oasisgan import losses as L
+    from oasisgan.accel import losses as L
 
     calls = []
-    for fn in (L._WeightedCrossEntropy, L._LabelMixMSE):
+    for fn in (L.WeightedCrossEntropy, L.LabelMixMSE):
         monkeypatch.setattr(fn, "apply", lambda *a, orig=fn.apply, name=fn.__name__:
                             calls.append(name) or orig(*a))
     _one_train_step(_tiny_cfg(), lambda step: None, torch.channels_last)
-    assert sorted(calls) == ["_LabelMixMSE"] + ["_WeightedCrossEntropy"] * 3  # G, D fake, D real
+    assert sorted(calls) == ["LabelMixMSE"] + ["WeightedCrossEntropy"] * 3  # G, D fake, D real
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])

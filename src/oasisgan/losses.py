@@ -11,7 +11,8 @@ from typing import Optional, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.autograd.function import once_differentiable
+
+from .accel.losses import LabelMixMSE, WeightedCrossEntropy, fusable
 
 
 def class_balance_weights(label: torch.Tensor, num_classes: int,
@@ -41,106 +42,16 @@ def n1_loss(logits: torch.Tensor, label: torch.Tensor, for_real: bool, balancing
             dontcare: Optional[int] = 0, fused: bool = False) -> torch.Tensor:
     """The OASIS adversarial loss. `for_real=True` is D's real term and G's loss.
 
-    `fused`: the same loss through `_WeightedCrossEntropy` (one logits-sized buffer instead of
-    four, no layout copies of channels_last logits); equal up to float rounding."""
+    `fused`: the same loss through `accel.losses.WeightedCrossEntropy` (one logits-sized buffer
+    instead of four, no layout copies of channels_last logits); equal up to float rounding."""
     target = n1_target(label, for_real)
     weight = class_balance_weights(label, logits.shape[1] - 1, dontcare) if for_real and balancing else None
-    if fused and _fusable(logits):
-        return _WeightedCrossEntropy.apply(logits.float(), target, weight)
+    if fused and fusable(logits):
+        return WeightedCrossEntropy.apply(logits.float(), target, weight)
     loss = F.cross_entropy(logits.float(), target, reduction="none")
     if weight is not None:
         loss = loss * weight
     return loss.mean()
-
-
-def _channel_last_view(x: torch.Tensor) -> Tuple[torch.Tensor, int]:
-    """x (B, C, H, W) with its channel dimension: a (B, H, W, C) view of channels_last tensors,
-    so that softmax and gathers over C run over contiguous memory."""
-    if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
-        return x.permute(0, 2, 3, 1), 3
-    return x, 1
-
-
-def _from_channel_view(x: torch.Tensor, dim: int) -> torch.Tensor:
-    return x.permute(0, 3, 1, 2) if dim == 3 else x
-
-
-def _fusable(*tensors: torch.Tensor) -> bool:
-    """Fused loss functions: 4-d maps of one layout, outside compiled and traced graphs."""
-    return (all(t.dim() == 4 for t in tensors) and not torch.jit.is_tracing()
-            and not torch.compiler.is_compiling()
-            and len({_channel_last_view(t)[1] for t in tensors}) == 1)
-
-
-def _claim_backward(ctx) -> None:
-    """Fused losses reuse their saved buffers for the gradient: a second backward through the
-    same graph (retain_graph=True) would read overwritten values, so it raises instead."""
-    if getattr(ctx, "consumed", False):
-        raise RuntimeError("the fused OASIS losses support one backward pass per forward; "
-                           "use fused_losses: false to backpropagate through them twice")
-    ctx.consumed = True
-
-
-class _WeightedCrossEntropy(torch.autograd.Function):
-    """mean_p w_p * CE(logits_p, target_p), w = 1 when weight is None.
-
-    Autograd's composition (log_softmax, nll, mul, mean) holds four logits-sized tensors: the
-    log-softmax, nll's zero-filled gradient, log_softmax's gradient, and on channels_last logits
-    contiguous copies of the input and the gradient. Here the log-softmax buffer becomes the
-    gradient in place: exp(lsm) * c - c at the target, c = g * w / numel, the same values."""
-
-    @staticmethod
-    def forward(ctx, logits, target, weight):
-        view, dim = _channel_last_view(logits)
-        lsm = torch.log_softmax(view, dim)
-        loss = lsm.gather(dim, target.unsqueeze(dim)).squeeze(dim).neg_()
-        if weight is not None:
-            loss = loss * weight
-        ctx.dim = dim
-        ctx.save_for_backward(lsm, target, weight)
-        return loss.mean()
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad):
-        _claim_backward(ctx)
-        lsm, target, weight = ctx.saved_tensors
-        dim = ctx.dim
-        scale = grad / target.numel()
-        c = (scale * weight if weight is not None else scale.expand(target.shape)).unsqueeze(dim)
-        at = target.unsqueeze(dim)  # one target per pixel: scatter_ (deterministic on GPUs too)
-        g = lsm.exp_().mul_(c)
-        g.scatter_(dim, at, g.gather(dim, at).sub_(c))
-        return _from_channel_view(g, dim), None, None
-
-
-class _LabelMixMSE(torch.autograd.Function):
-    """mean((d_mixed - where(mask, d_real, d_fake))^2): `labelmix_loss` with its one
-    difference buffer reused for the gradients (autograd's version holds seven logits-sized
-    temporaries). A 0/1 mask selects exactly what `mask * a + (1 - mask) * b` computes."""
-
-    @staticmethod
-    def forward(ctx, mask, d_mixed, d_fake, d_real):
-        (mixed, dim), fake, real = (_channel_last_view(d_mixed), _channel_last_view(d_fake)[0],
-                                    _channel_last_view(d_real)[0])
-        sel = (mask != 0).permute(0, 2, 3, 1) if dim == 3 else mask != 0  # broadcasts over C
-        diff = torch.where(sel, real, fake).neg_().add_(mixed)
-        flat = diff.reshape(-1)
-        ctx.dim = dim
-        ctx.save_for_backward(sel, diff)
-        return torch.dot(flat, flat) / flat.numel()
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad):
-        _claim_backward(ctx)
-        sel, diff = ctx.saved_tensors
-        zero = diff.new_zeros(())
-        g_mixed = diff.mul_(grad * (2.0 / diff.numel()))
-        g_fake = torch.where(sel, zero, g_mixed).neg_() if ctx.needs_input_grad[2] else None
-        g_real = torch.where(sel, g_mixed, zero).neg_() if ctx.needs_input_grad[3] else None
-        return (None,) + tuple(None if g is None else _from_channel_view(g, ctx.dim)
-                               for g in (g_mixed, g_fake, g_real))
 
 
 def labelmix_mask(label: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
@@ -172,9 +83,9 @@ def labelmix_loss(mask: torch.Tensor, d_mixed: torch.Tensor, d_fake: torch.Tenso
                   d_real: torch.Tensor, fused: bool = False) -> torch.Tensor:
     """Consistency: D(mix(real, fake)) should equal mix(D(real), D(fake)), MSE on raw logits.
 
-    `fused`: the same loss through `_LabelMixMSE` (one logits-sized buffer)."""
-    if fused and _fusable(d_mixed, d_fake, d_real):
-        return _LabelMixMSE.apply(mask, d_mixed.float(), d_fake.float(), d_real.float())
+    `fused`: the same loss through `accel.losses.LabelMixMSE` (one logits-sized buffer)."""
+    if fused and fusable(d_mixed, d_fake, d_real):
+        return LabelMixMSE.apply(mask, d_mixed.float(), d_fake.float(), d_real.float())
     target = mask * d_real + (1 - mask) * d_fake
     return F.mse_loss(d_mixed.float(), target.float())
 

@@ -11,6 +11,8 @@ parameters, same state dict, same function up to float rounding) and returns it;
     discriminator.py  FastDiscriminator: the same for D, plus several batches in one call
     winograd.py       F(4x4, 3x3) convolutions for float32 inference
     tuning.py         every threshold, with the CPU and sizes it was measured on
+    losses.py         the N+1 cross-entropy and LabelMix's MSE as single-buffer autograd
+                      Functions (`oasisgan.losses` takes them with fused=True)
 
 tests/test_accel.py checks each against the reference. The fast forwards re-implement the
 reference forwards of `nn/`, so `accelerate` refuses (warns once and returns the reference) when
@@ -45,13 +47,18 @@ _FAST = {Generator: FastGenerator, Discriminator: FastDiscriminator}
 _warned = False
 
 
-def nn_fingerprint() -> str:
-    """sha256 over the source of the mirrored reference methods ("unknown" without sources)."""
+def source_fingerprint(functions) -> str:
+    """sha256 over the source of `functions` ("unknown" where the sources are not installed)."""
     try:
-        text = "\n".join(inspect.getsource(f) for f in MIRRORED)
+        text = "\n".join(inspect.getsource(f) for f in functions)
     except (OSError, TypeError):
         return "unknown"
     return hashlib.sha256(text.replace("\r\n", "\n").encode()).hexdigest()  # CRLF checkouts alike
+
+
+def nn_fingerprint() -> str:
+    """The fingerprint of the mirrored reference methods of nn/."""
+    return source_fingerprint(MIRRORED)
 
 
 def is_accelerated(net: nn.Module) -> bool:

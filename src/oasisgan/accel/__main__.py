@@ -1,5 +1,7 @@
-"""`python -m oasisgan.accel`: the fingerprint of the reference methods the fast path mirrors."""
+"""`python -m oasisgan.accel`: the fingerprints of the reference code the fast paths mirror."""
 from . import VERIFIED_NN, nn_fingerprint
+from .losses import VERIFIED_LOSSES, losses_fingerprint
 
-fp = nn_fingerprint()
-print(f"VERIFIED_NN = {fp!r}" + ("" if fp == VERIFIED_NN else "   (differs from the recorded value)"))
+for name, fp, recorded in (("VERIFIED_NN", nn_fingerprint(), VERIFIED_NN),
+                           ("VERIFIED_LOSSES", losses_fingerprint(), VERIFIED_LOSSES)):
+    print(f"{name} = {fp!r}" + ("" if fp == recorded else "   (differs from the recorded value)"))
