@@ -93,15 +93,18 @@ def test_sigkill_during_save_leaves_previous_checkpoint_loadable(tiny_root, tmp_
     assert not [p.name for p in (out / "checkpoints").iterdir() if p.name.endswith(".tmp")]  # the killed save's
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signal_saves_checkpoint_and_exits(tiny_root, tmp_path, sig):
+@pytest.mark.parametrize("sig,workers", [(signal.SIGINT, 0), (signal.SIGTERM, 0), (signal.SIGTERM, 2)])
+def test_signal_saves_checkpoint_and_exits(tiny_root, tmp_path, sig, workers):
+    """With workers, the signal goes to the whole process group, as a scheduler's preemption or
+    Ctrl-C in a terminal sends it: the workers outlive it until the save, then all exit."""
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "oasisgan.cli", "train", "--preset", "toy", "--data-root", str(tiny_root),
            "--out", str(out), "--iters", "100000", "--batch-size", "2", "--crop-size", "32",
-           "--channels-g", "8", "--channels-d", "8", "--num-workers", "0", "--log-every", "1",
+           "--channels-g", "8", "--channels-d", "8", "--num-workers", str(workers), "--log-every", "1",
            "--save-every", "1000", "--sample-every", "1000", "--set", "bn_stats_batches=1",
            "--set", "z_dim=8", "--set", "spade_hidden=16", "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     log = out / "log.jsonl"
     deadline = time.time() + 180
     while time.time() < deadline and proc.poll() is None:
@@ -109,7 +112,10 @@ def test_signal_saves_checkpoint_and_exits(tiny_root, tmp_path, sig):
             break
         time.sleep(0.2)
     assert proc.poll() is None, proc.communicate()[1][-2000:]
-    proc.send_signal(sig)
+    if workers:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
     assert "continue with --resume" in err
@@ -119,3 +125,13 @@ def test_signal_saves_checkpoint_and_exits(tiny_root, tmp_path, sig):
     last_logged = json.loads(log.read_text().splitlines()[-1])["iter"]
     assert done == last_logged
     oasisgan.load(out / "checkpoints/latest.ckpt")
+    if workers:  # no worker outlives the run
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("a data worker outlived the stopped run")
