@@ -20,15 +20,20 @@ def blocks(size=64, cell=16, shift=0):
     return np.roll(((ij[:, None] * 4 + ij[None, :]) % 10).numpy().astype(np.uint8), shift, 1)
 
 
-@pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli")
-    cfg = preset("toy", semantic_nc=10, channels_G=8, num_res_blocks=3, class_names=NAMES)
+def save_random_model(cfg, path, settle: int = 20) -> None:
+    """A checkpoint of a seeded, randomly initialised generator whose images vary visibly."""
     torch.manual_seed(0)
     g = Generator.from_config(cfg)
     init_weights(g, gain=1.0)
-    settle_spectral_norms(g, 20)
-    save_checkpoint(root / "m.ckpt", config=cfg, ema=g, generator=g)
+    settle_spectral_norms(g, settle)
+    save_checkpoint(path, config=cfg, ema=g, generator=g)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    save_random_model(preset("toy", semantic_nc=10, channels_G=8, num_res_blocks=3, class_names=NAMES),
+                      root / "m.ckpt")
     labels = root / "labels"
     labels.mkdir()
     Image.fromarray(blocks()).save(labels / "a.png")
@@ -194,11 +199,7 @@ def test_a_full_size_cityscapes_label_map_is_synthesised_at_the_training_size(tm
 
     cfg = preset("cityscapes", channels_G=8, crop_size=64, load_size=64, z_dim=8, spade_hidden=16)
     assert (cfg.height, cfg.width) == (32, 64)
-    torch.manual_seed(0)
-    g = Generator.from_config(cfg)
-    init_weights(g, gain=1.0)
-    settle_spectral_norms(g, 5)
-    save_checkpoint(tmp_path / "city.ckpt", config=cfg, ema=g, generator=g)
+    save_random_model(cfg, tmp_path / "city.ckpt", settle=5)
     labels = tmp_path / "labels"
     labels.mkdir()
     real = sorted((SHARED / "datasets/cityscapes/gtFine").rglob("*_gtFine_labelIds.png"))[:1]
