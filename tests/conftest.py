@@ -25,6 +25,12 @@ def _threads():
     yield
 
 
+def _end(processes) -> None:
+    for p in processes:
+        p.kill()
+        p.join(5)
+
+
 @pytest.fixture(autouse=True)
 def _no_leaked_processes():
     """Fail the test that leaves multiprocessing children running. DataLoader workers ignore
@@ -38,9 +44,7 @@ def _no_leaked_processes():
         if not leaked or time.monotonic() > deadline:
             break
         time.sleep(0.1)
-    for p in leaked:
-        p.kill()
-        p.join(5)
+    _end(leaked)
     if leaked:
         pytest.fail(f"the test left {len(leaked)} child process(es) running: {leaked}", pytrace=False)
 
@@ -68,7 +72,7 @@ def pytest_terminal_summary(terminalreporter):
 def pytest_unconfigure(config):
     """Children of session-wide fixtures, which the per-test check does not see: end them, so the
     interpreter's exit never waits on one."""
-    for p in multiprocessing.active_children():
-        print(f"conftest: ending child process {p} left at the end of the session")
-        p.kill()
-        p.join(5)
+    left = multiprocessing.active_children()
+    if left:
+        print(f"conftest: ending child processes left at the end of the session: {left}")
+    _end(left)

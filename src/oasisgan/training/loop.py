@@ -535,7 +535,6 @@ class Trainer:
                 f"{cfg.semantic_nc} classes, G {nG / 1e6:.2f}M / D {nD / 1e6:.2f}M params, batch "
                 f"{cfg.batch_size} ({ctx.world_size} x {self.batch}) on {self.device}, "
                 f"{self.bpe} batches per epoch; run dir {self.out_dir}")
-        batches = loader = failed = None
         stage, updates = "start", 0  # the loop's stage: "data", "update", "after" (an iteration ended)
         try:
             with StopRequest() as stop:
