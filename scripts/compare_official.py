@@ -94,11 +94,11 @@ def main() -> int:
     G.eval(), D.eval()
     with torch.no_grad():
         a = with_z(lambda: G(label), z)
-        results["G eval output"] = rel(a, ours_g(label, z))  # the fast SPADE path (default)
-        from oasisgan.accel import accelerate
+        results["G eval output"] = rel(a, ours_g(label, z))  # the fast ops (default on the CPU)
+        from oasisgan import ops
 
-        accelerate(ours_g, False)
-        results["G eval (plain)"] = rel(a, ours_g(label, z))
+        with ops.use("ref"):
+            results["G eval (plain)"] = rel(a, ours_g(label, z))
         results["D eval output"] = rel(D(a), ours_d(a))
 
     # train mode: losses and gradients of one G step and one D step, on the plain path (the fast
@@ -110,8 +110,9 @@ def main() -> int:
     fake_o = with_z(lambda: G(label), z)
     loss_o = lc.loss(D(fake_o), label, for_real=True)
     loss_o.backward()
-    fake_n = ours_g(label, z)
-    loss_n = L.generator_loss(ours_d(fake_n), ids)
+    with ops.use("ref"):
+        fake_n = ours_g(label, z)
+    loss_n = L.n1_loss(ours_d(fake_n), ids, True)
     results["G loss"] = rel(loss_o.detach(), loss_n.detach())
     loss_n.backward()
     go = dict(G.named_parameters())
@@ -139,8 +140,7 @@ def main() -> int:
             + opt.lambda_labelmix * lc.loss_labelmix(mask_o, outs_o[2], outs_o[0], outs_o[1]))
     ld_o.backward()
     outs_n = [ours_d(fake), ours_d(real), ours_d(L.labelmix_inputs(mask_n, real, fake))]
-    lf, lr = L.discriminator_losses(outs_n[0], outs_n[1], ids)
-    ld_n = lf + lr + cfg.lambda_labelmix * L.labelmix_loss(mask_n, outs_n[2], outs_n[0], outs_n[1])
+    ld_n = L.n1_loss(outs_n[0], ids, False) + L.n1_loss(outs_n[1], ids, True) + cfg.lambda_labelmix * L.labelmix_loss(mask_n, outs_n[2], outs_n[0], outs_n[1])
     ld_n.backward()
     results["D loss"] = rel(ld_o.detach(), ld_n.detach())
     do = dict(D.named_parameters())

@@ -122,9 +122,9 @@ def test_fused_n1_loss_equals_autograd(layout, dtype, tol, for_real, balancing):
     label = torch.randint(0, 5, (2, 5, 7), generator=torch.Generator().manual_seed(1))
     label[0, 0, :3] = 0  # don't-care pixels (weight 0)
     out = []
-    for fused in (False, True):
+    for impl in ("ref", "fast"):
         x = _logits(dtype, layout)
-        loss = L.n1_loss(x, label, for_real, balancing, 0, fused=fused)
+        loss = L.n1_loss(x, label, for_real, balancing, 0, impl=impl)
         (loss * 1.7).backward()
         out.append((loss.detach(), x.grad))
     assert _rel(out[1][0], out[0][0]) < tol
@@ -139,9 +139,9 @@ def test_fused_labelmix_loss_equals_autograd(layout, dtype, tol):
                            torch.Generator().manual_seed(3))
     assert 0 < mask.mean() < 1
     out = []
-    for fused in (False, True):
+    for impl in ("ref", "fast"):
         mixed, fake, real = (_logits(dtype, layout, seed=s) for s in (4, 5, 6))
-        loss = L.labelmix_loss(mask.to(dtype), mixed, fake, real, fused=fused)
+        loss = L.labelmix_loss(mask.to(dtype), mixed, fake, real, impl=impl)
         (loss * 0.3).backward()
         out.append((loss.detach(), mixed.grad, fake.grad, real.grad))
     for a, b in zip(out[1], out[0]):
@@ -152,18 +152,18 @@ def test_fused_labelmix_loss_equals_autograd(layout, dtype, tol):
 def test_fused_losses_refuse_a_second_backward():
     """Their backward overwrites the saved buffer: a second pass raises instead of lying."""
     x = _logits(torch.float32, torch.contiguous_format)
-    loss = L.n1_loss(x, torch.zeros(2, 5, 7, dtype=torch.long), True, fused=True)
+    loss = L.n1_loss(x, torch.zeros(2, 5, 7, dtype=torch.long), True, impl="fast")
     loss.backward(retain_graph=True)
     with pytest.raises(RuntimeError, match="one backward pass"):
         loss.backward()
 
 
 def test_fused_losses_fall_back_on_mixed_layouts():
-    """Logits of different layouts (one channels_last, one not) take autograd's version."""
+    """Logits of different layouts (one channels_last, one not) take the reference."""
     mask = torch.ones(2, 1, 5, 7)
     mixed = _logits(torch.float32, torch.channels_last)
     fake, real = _logits(torch.float32, torch.contiguous_format), _logits(torch.float32, torch.contiguous_format)
-    loss = L.labelmix_loss(mask, mixed, fake, real, fused=True)
+    loss = L.labelmix_loss(mask, mixed, fake, real, impl="fast")
     assert type(loss.grad_fn).__name__ == "MseLossBackward0"
     loss.backward()
     assert torch.equal(fake.grad, torch.zeros_like(fake))

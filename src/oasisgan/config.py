@@ -118,7 +118,7 @@ class RuntimeConfig:
     amp: str = "none"  # none | bf16 | fp16
     channels_last: bool = False
     compile: bool = False
-    fast_spade: bool = True  # CPU kernels for G and D, the same function (oasisgan.accel)
+    fast_spade: bool = True  # false: the training step runs every op's reference (oasisgan.ops)
     # Adam(fused=True) and the EMA as one lerp pass: the official updates up to float rounding;
     # false: the official per-tensor arithmetic, bit for bit.
     fused_updates: bool = True

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import OASISError
-from .synthesis import (_as_noise, _generator, _ids, noise_map, parse_classes, prepare_label, sample_noise,
+from .synthesis import (_as_noise, _generator, _ids, generator_input, noise_map, parse_classes, sample_noise,
                         synthesize)
 
 __all__ = ["EditingError", "Inversion", "Edit", "read_image", "read_pair", "invert", "edit_noise", "edit",
@@ -298,17 +298,16 @@ def invert(model, image, label, steps: Union[int, Sequence[int]] = 200,
         raise EditingError(f"{image_name or 'image'} is {target.shape[-1]}x{target.shape[-2]} but "
                            f"{label_name or 'its label map'} is {ids.shape[-1]}x{ids.shape[-2]} (width x "
                            "height): give the photo and the label map of one size")
-    onehot = prepare_label(model, ids, label_name)                      # checks ids and size
-    if onehot.shape[0] != target.shape[0]:
-        raise EditingError(f"{target.shape[0]} images but {onehot.shape[0]} label maps")
+    ids = generator_input(model, ids, label_name)                       # checks ids and size
+    if ids.shape[0] != target.shape[0]:
+        raise EditingError(f"{target.shape[0]} images but {ids.shape[0]} label maps")
     stages = tuple(stages)
     if not stages or any(s not in STAGES for s in stages):
         raise EditingError(f"stages must be a sequence of {', '.join(STAGES)}; got {stages!r}")
     if not gen.noise_3d:
         raise EditingError("this model was trained without 3D noise: there is no noise to invert")
     counts = _split_steps(steps, stages)
-    b, n, h, w = onehot.shape
-    ids = onehot.argmax(1)
+    (b, h, w), n = ids.shape, gen.semantic_nc
     notes: List[str] = []
     lp, note = find_lpips(lpips, lpips_backbone, lpips_weights, dev)
     if note and lpips is not False and lpips is not None:
@@ -320,11 +319,12 @@ def invert(model, image, label, steps: Union[int, Sequence[int]] = 200,
         warnings.warn(notes[-1], stacklevel=2)
     with torch.no_grad():
         d_target = disc(target) if disc is not None else None
+    rows = torch.arange(b, device=ids.device)[:, None, None]  # p[rows, ids]: each pixel's class row
     same_x = (ids[..., :, 1:] == ids[..., :, :-1]).float()
     same_y = (ids[..., 1:, :] == ids[..., :-1, :]).float()
 
     def loss_of(z):
-        out = gen(onehot, z)
+        out = gen(ids, z)
         loss = (out - target).abs().mean()
         if lp is not None and lpips_weight:
             loss = loss + lpips_weight * lp(out, target).mean()
@@ -350,7 +350,7 @@ def invert(model, image, label, steps: Union[int, Sequence[int]] = 200,
             elif stage == "class":
                 means, _ = class_means(z, ids, n)
                 param = means.clone().requires_grad_(True)                          # (B, N, z_dim)
-                make = lambda p: torch.einsum("bnhw,bnz->bzhw", onehot, p)         # noqa: E731
+                make = lambda p: p[rows, ids].permute(0, 3, 1, 2)                  # noqa: E731
                 prior = lambda zz, p: _prior(zz, same_x, same_y, 0)                 # noqa: E731
             else:
                 base = z.detach()
@@ -377,7 +377,7 @@ def invert(model, image, label, steps: Union[int, Sequence[int]] = 200,
         if bar is not None:
             bar.close()
     with torch.no_grad():
-        recon = gen(onehot, z).float()
+        recon = gen(ids, z).float()
         p = float(psnr(recon, target).mean())
         lv = float(lp(recon, target).mean()) if lp is not None else None
     cz, present = class_means(z.cpu(), ids.cpu(), n)

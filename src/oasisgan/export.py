@@ -14,9 +14,10 @@ model's size multiple (2**(num_res_blocks-1), 32 for the paper's models): the gr
 label map that many times. The export traces at `height x width` (default: the model's training
 resolution) and the check runs onnxruntime at that size and at one other size.
 
-Spectral norm: in eval mode the old-style spectral-norm hooks divide by sigma estimated from
-the stored u/v vectors without a power iteration; the export copy has them removed with the
-weights computed exactly that way, so the ONNX graph holds plain eval-mode weights.
+Spectral norm: in eval mode the spectral-norm convs divide by sigma estimated from the stored
+u/v vectors without a power iteration; the export copy replaces them by plain convs with the
+weights computed exactly that way, so the ONNX graph holds plain eval-mode weights. Tracing runs
+every op's reference (`oasisgan.ops`), so the graph holds only standard convolutions.
 """
 from __future__ import annotations
 
@@ -29,8 +30,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .accel import accelerate
 from .errors import OASISError, first_line
+from .nn.layers import remove_spectral_norm
 
 
 class ExportError(OASISError, RuntimeError):
@@ -46,27 +47,12 @@ class _ONNXGenerator(nn.Module):
         return self.generator(label, z)
 
 
-def _strip_spectral_norm(net: nn.Module) -> nn.Module:
-    from torch.nn.utils import parametrize
-    from torch.nn.utils.spectral_norm import SpectralNorm
-
-    for m in net.modules():
-        for hook in list(m._forward_pre_hooks.values()):
-            if isinstance(hook, SpectralNorm):
-                nn.utils.remove_spectral_norm(m, hook.name)  # weight = W / sigma(stored u, v)
-        if parametrize.is_parametrized(m):
-            for name in list(m.parametrizations.keys()):
-                parametrize.remove_parametrizations(m, name, leave_parametrized=True)
-    return net
-
-
 def export_generator(model) -> nn.Module:
     """A CPU float32 eval-mode copy of the generator ready for tracing: spectral norm folded into
-    plain weights, the fast SPADE path off (the exported graph is the plain, official one)."""
+    plain weights."""
     gen = model if isinstance(model, nn.Module) else model.generator
     gen = copy.deepcopy(gen).cpu().float().eval()
-    accelerate(gen, False)
-    _strip_spectral_norm(gen)
+    remove_spectral_norm(gen)
     gen.requires_grad_(False)
     return gen
 

@@ -167,7 +167,6 @@ def load_pretrained_dir(path: Union[str, Path], device: Union[str, torch.device]
     """An OASISModel from a `save_pretrained` folder: the same object `oasisgan.load` returns."""
     from .checkpoint import check_finite
     from .model import OASISModel, _load_into
-    from .accel import accelerate
     from .nn import Discriminator, Generator
 
     path = Path(path)
@@ -175,7 +174,7 @@ def load_pretrained_dir(path: Union[str, Path], device: Union[str, torch.device]
         raise PretrainedFormatError(f"{path} has no {WEIGHTS_NAME} (a save_pretrained folder holds "
                                     f"{CONFIG_NAME} and {WEIGHTS_NAME})")
     config = read_config(path)
-    gen = accelerate(Generator.from_config(config, init=False), config.fast_spade)
+    gen = Generator.from_config(config, init=False)
     state = _load_safetensors(path / WEIGHTS_NAME)
     check_finite(state, path / WEIGHTS_NAME, "generator", allow_nonfinite)
     _load_into(gen, state, path / WEIGHTS_NAME, "generator")
@@ -184,7 +183,7 @@ def load_pretrained_dir(path: Union[str, Path], device: Union[str, torch.device]
     if discriminator and (path / DISCRIMINATOR_NAME).is_file():
         dstate = _load_safetensors(path / DISCRIMINATOR_NAME)
         check_finite(dstate, path / DISCRIMINATOR_NAME, "discriminator", allow_nonfinite)
-        disc = accelerate(Discriminator.from_config(config, init=False), config.fast_spade)
+        disc = Discriminator.from_config(config, init=False)
         _load_into(disc, dstate, path / DISCRIMINATOR_NAME, "discriminator")
         disc.eval().requires_grad_(False)
     model = OASISModel(config, gen, disc, path)

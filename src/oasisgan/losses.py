@@ -6,13 +6,13 @@ channel k means class k-1.
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .accel.losses import LabelMixMSE, WeightedCrossEntropy, fusable
+from .ops.losses import cross_entropy, labelmix_mse
 
 
 def class_balance_weights(label: torch.Tensor, num_classes: int,
@@ -39,19 +39,14 @@ def n1_target(label: torch.Tensor, for_real: bool) -> torch.Tensor:
 
 
 def n1_loss(logits: torch.Tensor, label: torch.Tensor, for_real: bool, balancing: bool = True,
-            dontcare: Optional[int] = 0, fused: bool = False) -> torch.Tensor:
+            dontcare: Optional[int] = 0, impl: Optional[str] = None) -> torch.Tensor:
     """The OASIS adversarial loss. `for_real=True` is D's real term and G's loss.
 
-    `fused`: the same loss through `accel.losses.WeightedCrossEntropy` (one logits-sized buffer
-    instead of four, no layout copies of channels_last logits); equal up to float rounding."""
+    `impl`: of the cross-entropy op (`ops.losses.cross_entropy`: "ref" is autograd's composition,
+    "fast" one logits-sized buffer; None: fast)."""
     target = n1_target(label, for_real)
     weight = class_balance_weights(label, logits.shape[1] - 1, dontcare) if for_real and balancing else None
-    if fused and fusable(logits):
-        return WeightedCrossEntropy.apply(logits.float(), target, weight)
-    loss = F.cross_entropy(logits.float(), target, reduction="none")
-    if weight is not None:
-        loss = loss * weight
-    return loss.mean()
+    return cross_entropy(logits.float(), target, weight, impl)
 
 
 def labelmix_mask(label: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
@@ -80,14 +75,10 @@ def labelmix_inputs(mask: torch.Tensor, real: torch.Tensor, fake: torch.Tensor) 
 
 
 def labelmix_loss(mask: torch.Tensor, d_mixed: torch.Tensor, d_fake: torch.Tensor,
-                  d_real: torch.Tensor, fused: bool = False) -> torch.Tensor:
-    """Consistency: D(mix(real, fake)) should equal mix(D(real), D(fake)), MSE on raw logits.
-
-    `fused`: the same loss through `accel.losses.LabelMixMSE` (one logits-sized buffer)."""
-    if fused and fusable(d_mixed, d_fake, d_real):
-        return LabelMixMSE.apply(mask, d_mixed.float(), d_fake.float(), d_real.float())
-    target = mask * d_real + (1 - mask) * d_fake
-    return F.mse_loss(d_mixed.float(), target.float())
+                  d_real: torch.Tensor, impl: Optional[str] = None) -> torch.Tensor:
+    """Consistency: D(mix(real, fake)) should equal mix(D(real), D(fake)) = labelmix_inputs(mask,
+    D(real), D(fake)), MSE on raw logits (`ops.losses.labelmix_mse`, `impl` as in `n1_loss`)."""
+    return labelmix_mse(mask, d_mixed.float(), d_fake.float(), d_real.float(), impl)
 
 
 class VGG19Features(nn.Module):
@@ -141,14 +132,3 @@ class VGGLoss(nn.Module):
         fx, fy = self.vgg(x), self.vgg(y)
         return sum(w * F.l1_loss(a, b.detach()) for w, a, b in zip(self.weights, fx, fy))
 
-
-def generator_loss(d_fake: torch.Tensor, label: torch.Tensor, balancing: bool = True,
-                   dontcare: Optional[int] = 0, fused: bool = False) -> torch.Tensor:
-    return n1_loss(d_fake, label, True, balancing, dontcare, fused)
-
-
-def discriminator_losses(d_fake: torch.Tensor, d_real: torch.Tensor, label: torch.Tensor,
-                         balancing: bool = True, dontcare: Optional[int] = 0, fused: bool = False
-                         ) -> Tuple[torch.Tensor, torch.Tensor]:
-    return (n1_loss(d_fake, label, False, fused=fused),
-            n1_loss(d_real, label, True, balancing, dontcare, fused))

@@ -6,7 +6,6 @@ from typing import Optional, Union
 
 import torch
 
-from .accel import accelerate
 from .checkpoint import CheckpointError, check_finite, read_checkpoint
 from .errors import first_line
 from .config import OASISConfig
@@ -77,7 +76,7 @@ def load(path: Union[str, Path], device: Union[str, torch.device] = "cpu",
         config = OASISConfig.from_dict(ckpt["config"], strict=False)
     except Exception as e:
         raise CheckpointError(f"{path}: invalid config: {e}") from None
-    gen = accelerate(Generator.from_config(config, init=False), config.fast_spade)
+    gen = Generator.from_config(config, init=False)
     state = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["generator"]
     check_finite(state, path, "EMA generator" if ckpt.get("ema") is not None else "generator", allow_nonfinite)
     _load_into(gen, state, path, "generator")
@@ -85,7 +84,7 @@ def load(path: Union[str, Path], device: Union[str, torch.device] = "cpu",
     disc = None
     if discriminator and ckpt.get("discriminator") is not None:
         check_finite(ckpt["discriminator"], path, "discriminator", allow_nonfinite)
-        disc = accelerate(Discriminator.from_config(config, init=False), config.fast_spade)
+        disc = Discriminator.from_config(config, init=False)
         _load_into(disc, ckpt["discriminator"], path, "discriminator")
         disc.eval().requires_grad_(False)
     return OASISModel(config, gen, disc, path, meta=ckpt.get("meta")).to(device)

@@ -35,8 +35,8 @@ from .errors import LabelError, OASISError
 from .labels import one_hot, to_uint8_image
 
 __all__ = [
-    "SynthesisError", "synthesize", "prepare_label", "read_label", "resize_label", "valid_size",
-    "parse_size", "sample_noise", "noise_map", "mix_noise", "resample_region", "class_mask",
+    "SynthesisError", "synthesize", "prepare_label", "generator_input", "read_label", "resize_label",
+    "valid_size", "parse_size", "sample_noise", "noise_map", "mix_noise", "resample_region", "class_mask",
     "parse_classes", "interpolate_noise", "to_uint8", "to_pil", "save_noise", "load_noise",
     "SynthesisMixin",
 ]
@@ -143,9 +143,9 @@ def check_size(height: int, width: int, multiple: int, name=None) -> None:
                          f"with `--size {h}x{w}` or oasisgan.synthesis.resize_label(label, ({h}, {w}))")
 
 
-def prepare_label(model, label, name=None) -> torch.Tensor:
-    """Check a label and turn it into the generator's input: float one-hot (B, N, H, W) on the
-    model's device.
+def generator_input(model, label, name=None) -> torch.Tensor:
+    """Check a label and turn it into the generator's input on the model's device: class ids
+    (B, H, W) int64, or a float (B, N, H, W) map as given (one-hot or soft).
 
     `label`: integer class ids (H, W), (B, H, W) or (B, 1, H, W), numpy or tensor, in *model* ids
     (use `read_label` for files in a dataset's own convention), or a float one-hot (B, N, H, W)
@@ -157,18 +157,23 @@ def prepare_label(model, label, name=None) -> torch.Tensor:
     if isinstance(label, np.ndarray) and label.ndim == 4 and label.dtype.kind == "f":
         label = torch.from_numpy(label)  # a one-hot numpy array
     if torch.is_tensor(label) and label.is_floating_point() and label.dim() == 4 and label.shape[1] == n:
-        onehot = label.to(dev, torch.float32)
+        out = label.to(dev, torch.float32)
     else:
         if torch.is_tensor(label) and label.dim() == 4 and label.shape[1] not in (1, n):
             raise LabelError(f"{_where(name)}a one-hot label needs {n} channels for this model, got "
                              f"shape {tuple(label.shape)}")
-        ids = _ids(label, name)
-        check_ids(ids, n, name)
-        ids = ids.to(dev)
-        check_size(ids.shape[-2], ids.shape[-1], m, name)
-        return one_hot(ids, n)
-    check_size(onehot.shape[-2], onehot.shape[-1], m, name)
-    return onehot
+        out = _ids(label, name)
+        check_ids(out, n, name)
+        out = out.to(dev)
+    check_size(out.shape[-2], out.shape[-1], m, name)
+    return out
+
+
+def prepare_label(model, label, name=None) -> torch.Tensor:
+    """Check a label and turn it into a float one-hot (B, N, H, W) on the model's device (see
+    `generator_input`, which the generator takes without the one-hot)."""
+    out = generator_input(model, label, name)
+    return out if out.is_floating_point() else one_hot(out, _generator(model).semantic_nc)
 
 
 def read_label(path: Union[str, Path], config, size: Optional[Size] = None) -> np.ndarray:
@@ -403,9 +408,9 @@ def synthesize(model, label, z=None, seed: Union[None, int, Sequence[int]] = Non
     with `sample_noise(model, B, seed, generator=generator)`. `batch_size` splits the forward pass
     into chunks (same images: the generator is in eval mode).
     """
-    onehot = prepare_label(model, label)
+    label = generator_input(model, label)
     gen = _generator(model)
-    b, _, h, w = onehot.shape
+    b, h, w = label.shape[0], label.shape[-2], label.shape[-1]
     if z is None:
         z = sample_noise(model, b, seed=seed, generator=generator)  # a list of seeds sets the batch
     elif seed is not None or generator is not None:
@@ -416,20 +421,20 @@ def synthesize(model, label, z=None, seed: Union[None, int, Sequence[int]] = Non
                              f"uses z_dim {gen.z_dim}")
     if z.dim() == 4 and tuple(z.shape[-2:]) != (h, w):
         raise SynthesisError(f"spatial noise is {z.shape[-2]}x{z.shape[-1]}, the label map is {h}x{w}")
-    nb = max(onehot.shape[0], z.shape[0])
-    for what, k in (("label", onehot.shape[0]), ("noise", z.shape[0])):
+    nb = max(label.shape[0], z.shape[0])
+    for what, k in (("label", label.shape[0]), ("noise", z.shape[0])):
         if k not in (1, nb):
-            raise SynthesisError(f"batch sizes differ: {onehot.shape[0]} label maps, {z.shape[0]} noises "
+            raise SynthesisError(f"batch sizes differ: {label.shape[0]} label maps, {z.shape[0]} noises "
                                  "(one of them may be 1)")
-    if onehot.shape[0] != nb:
-        onehot = onehot.expand(nb, *onehot.shape[1:])
+    if label.shape[0] != nb:
+        label = label.expand(nb, *label.shape[1:])
     if z.shape[0] != nb:
         z = z.expand(nb, *z.shape[1:])
     dev = _device(model)
     step = nb if not batch_size or batch_size <= 0 else int(batch_size)
     out = []
     for i in range(0, nb, step):
-        out.append(gen(onehot[i:i + step].contiguous(), z[i:i + step].to(dev).contiguous()).float().cpu())
+        out.append(gen(label[i:i + step].contiguous(), z[i:i + step].to(dev).contiguous()).float().cpu())
     return torch.cat(out)
 
 

@@ -332,7 +332,6 @@ def _fake_pass(gen, cfg, loader, nets: _Networks, need_real: Dict[str, bool], se
     """One fake per label map (z from a CPU generator seeded with `seed`, drawn batch by batch):
     Inception / reference-segmenter features of the fakes (and of the real images where
     `need_real[kind]`: their statistics are not cached), and the segmentation score of the fakes."""
-    from ..labels import one_hot
     from .fid import inception_features
     from .miou import SegmentationScore
 
@@ -348,7 +347,7 @@ def _fake_pass(gen, cfg, loader, nets: _Networks, need_real: Dict[str, bool], se
     for batch in _progress(loader, f"evaluate {'+'.join(names)}", progress):
         label = batch["label"].to(gen_device)
         z = torch.randn(label.shape[0], gen.z_dim, generator=rng).to(gen_device)
-        fake = gen(one_hot(label, cfg.semantic_nc), z).float()
+        fake = gen(label.long(), z).float()
         if not torch.isfinite(fake).all():
             nonfinite += 1
             fake = torch.nan_to_num(fake, nan=0.0, posinf=1.0, neginf=-1.0)
@@ -502,7 +501,6 @@ def _real_looks(item, looks, cfg) -> Optional[torch.Tensor]:
 def _diversity(gen, cfg, dataset, lp, want_ms, want_spread, samples, n_maps, batch_size, seed, gen_device,
                dev, progress, report, data_root=None):
     from ..data.toy import appearance_paths
-    from ..labels import one_hot
     from .diversity import ms_ssim, pairwise_mean
 
     if samples < 2:
@@ -521,7 +519,7 @@ def _diversity(gen, cfg, dataset, lp, want_ms, want_spread, samples, n_maps, bat
         for j in range(0, samples, batch_size):
             k = min(batch_size, samples - j)
             z = torch.randn(k, gen.z_dim, generator=rng).to(gen_device)
-            imgs.append(gen(one_hot(label.expand(k, -1, -1), cfg.semantic_nc), z).float().to(dev))
+            imgs.append(gen(label.long().expand(k, -1, -1), z).float().to(dev))
         imgs = torch.cat(imgs).clamp(-1, 1)
         if lp is not None:
             lp_total += pairwise_mean(lambda a, b: lp(a, b), imgs, batch_size)

@@ -6,7 +6,7 @@ from typing import List, Optional
 import torch
 import torch.nn as nn
 
-from .layers import init_weights, settle_spectral_norms, spectral_norm
+from .layers import conv, init_weights, settle_spectral_norms
 
 
 def discriminator_widths(ch: int, num_blocks: int) -> List[int]:
@@ -18,23 +18,26 @@ def discriminator_widths(ch: int, num_blocks: int) -> List[int]:
 
 class ResidualBlockD(nn.Module):
     """`up_or_down` < 0: AvgPool after conv2; > 0: LeakyReLU + nearest x2 before conv1. The first
-    block has no pre-activation and pools its shortcut before the 1x1 conv, the others after."""
+    block has no pre-activation and pools its shortcut before the 1x1 conv, the others after.
+    Up blocks upsample inside their convs (`up=True`: the op may fold the upsampling into the
+    kernel); `conv1.1` is where the official code has its `nn.Upsample` (keys stay `conv1.2.*`)."""
 
     def __init__(self, fin: int, fout: int, up_or_down: int, first: bool, use_sn: bool):
         super().__init__()
         self.up_or_down, self.first = up_or_down, first
         self.learned_shortcut = fin != fout
         fmiddle = fout
+        up = up_or_down > 0 and not first
         if first:
-            self.conv1 = nn.Sequential(spectral_norm(nn.Conv2d(fin, fmiddle, 3, 1, 1), use_sn))
-        elif up_or_down > 0:
-            self.conv1 = nn.Sequential(nn.LeakyReLU(0.2), nn.Upsample(scale_factor=2),
-                                       spectral_norm(nn.Conv2d(fin, fmiddle, 3, 1, 1), use_sn))
+            self.conv1 = nn.Sequential(conv(fin, fmiddle, 3, padding=1, spectral_norm=use_sn))
+        elif up:
+            self.conv1 = nn.Sequential(nn.LeakyReLU(0.2), nn.Identity(),
+                                       conv(fin, fmiddle, 3, padding=1, up=True, spectral_norm=use_sn))
         else:
-            self.conv1 = nn.Sequential(nn.LeakyReLU(0.2), spectral_norm(nn.Conv2d(fin, fmiddle, 3, 1, 1), use_sn))
-        self.conv2 = nn.Sequential(nn.LeakyReLU(0.2), spectral_norm(nn.Conv2d(fmiddle, fout, 3, 1, 1), use_sn))
+            self.conv1 = nn.Sequential(nn.LeakyReLU(0.2), conv(fin, fmiddle, 3, padding=1, spectral_norm=use_sn))
+        self.conv2 = nn.Sequential(nn.LeakyReLU(0.2), conv(fmiddle, fout, 3, padding=1, spectral_norm=use_sn))
         if self.learned_shortcut:
-            self.conv_s = spectral_norm(nn.Conv2d(fin, fout, 1, 1, 0), use_sn)
+            self.conv_s = conv(fin, fout, 1, up=up, spectral_norm=use_sn)
         if up_or_down > 0:
             self.sampling = nn.Upsample(scale_factor=2)
         elif up_or_down < 0:
@@ -50,7 +53,7 @@ class ResidualBlockD(nn.Module):
                 x = self.conv_s(x)
             return x
         if self.up_or_down > 0:
-            x = self.sampling(x)
+            return self.conv_s(x) if self.learned_shortcut else self.sampling(x)  # conv_s upsamples
         if self.learned_shortcut:
             x = self.conv_s(x)
         if self.up_or_down < 0:
@@ -83,7 +86,7 @@ class Discriminator(nn.Module):
             up.append(ResidualBlockD(2 * c[-1 - i], c[-2 - i], 1, False, spectral_norm))
         up.append(ResidualBlockD(2 * c[1], channels, 1, False, spectral_norm))
         self.body_up = nn.ModuleList(up)
-        self.layer_up_last = nn.Conv2d(channels, semantic_nc + 1, 1, 1, 0)
+        self.layer_up_last = conv(channels, semantic_nc + 1, 1)
         if init:
             init_weights(self, sn_gain=sn_init_gain)
             settle_spectral_norms(self)

@@ -7,7 +7,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .layers import init_weights, settle_spectral_norms, spectral_norm
+from .. import ops
+from .layers import LabelConv2d, conv, init_weights, settle_spectral_norms
 from .spade import SPADE
 
 
@@ -28,18 +29,18 @@ class ResnetBlockSPADE(nn.Module):
         super().__init__()
         self.learned_shortcut = fin != fout
         fmiddle = min(fin, fout)
-        self.conv_0 = spectral_norm(nn.Conv2d(fin, fmiddle, 3, padding=1), use_sn)
-        self.conv_1 = spectral_norm(nn.Conv2d(fmiddle, fout, 3, padding=1), use_sn)
+        self.conv_0 = conv(fin, fmiddle, 3, padding=1, spectral_norm=use_sn)
+        self.conv_1 = conv(fmiddle, fout, 3, padding=1, spectral_norm=use_sn)
         if self.learned_shortcut:
-            self.conv_s = spectral_norm(nn.Conv2d(fin, fout, 1, bias=False), use_sn)
+            self.conv_s = conv(fin, fout, 1, bias=False, spectral_norm=use_sn)
         self.norm_0 = SPADE(fin, seg_nc, spade_ks, spade_hidden, norm)
         self.norm_1 = SPADE(fmiddle, seg_nc, spade_ks, spade_hidden, norm)
         if self.learned_shortcut:
             self.norm_s = SPADE(fin, seg_nc, spade_ks, spade_hidden, norm)
         self.activ = nn.LeakyReLU(0.2)
 
-    def forward(self, x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
-        x_s = self.conv_s(self.norm_s(x, seg)) if self.learned_shortcut else x
+    def forward(self, x: torch.Tensor, seg: ops.LabelMap) -> torch.Tensor:
+        x_s = self.norm_s(x, seg, project=self.conv_s) if self.learned_shortcut else x  # conv_s(norm_s(x))
         dx = self.conv_0(self.activ(self.norm_0(x, seg)))
         dx = self.conv_1(self.activ(self.norm_1(dx, seg)))
         return x_s + dx
@@ -48,11 +49,12 @@ class ResnetBlockSPADE(nn.Module):
 class Generator(nn.Module):
     """OASIS generator.
 
-    forward(label, z=None): `label` is a one-hot float map (B, N, H, W) with H and W multiples
-    of 2**(num_blocks-1); `z` is (B, z_dim), broadcast over the image, or (B, z_dim, H, W) for
-    spatially varying noise. Without `z`, noise is drawn from `generator` (a torch.Generator,
-    drawn on its own device and moved to the label's) or from the global RNG. The noise is
-    concatenated before the label channels and feeds the first conv and every SPADE layer.
+    forward(label, z=None): `label` is the class ids (B, H, W) (integer), or a float map
+    (B, N, H, W) (one-hot, or soft), H and W multiples of 2**(num_blocks-1); `z` is (B, z_dim),
+    broadcast over the image, or (B, z_dim, H, W) for spatially varying noise. Without `z`, noise
+    is drawn from `generator` (a torch.Generator, drawn on its own device and moved to the
+    label's) or from the global RNG. The noise is concatenated before the one-hot label channels
+    (`ops.LabelMap`) and feeds the first conv and every SPADE layer.
     """
 
     def __init__(self, semantic_nc: int, channels: int = 64, num_blocks: int = 6, z_dim: int = 64,
@@ -65,13 +67,13 @@ class Generator(nn.Module):
         self.num_blocks = num_blocks
         self.channels = generator_widths(channels, num_blocks)
         seg_nc = semantic_nc + (z_dim if noise_3d else 0)
-        self.fc = nn.Conv2d(seg_nc, self.channels[0], 3, padding=1)
+        self.fc = LabelConv2d(seg_nc, self.channels[0], 3, padding=1)
         self.body = nn.ModuleList(
             ResnetBlockSPADE(self.channels[i], self.channels[i + 1], seg_nc, spade_ks, spade_hidden,
                              norm, spectral_norm)
             for i in range(num_blocks))
         self.up = nn.Upsample(scale_factor=2)
-        self.conv_img = nn.Conv2d(self.channels[-1], 3, 3, padding=1)
+        self.conv_img = conv(self.channels[-1], 3, 3, padding=1)
         if init:
             init_weights(self, sn_gain=sn_init_gain)
             settle_spectral_norms(self)
@@ -94,11 +96,13 @@ class Generator(nn.Module):
 
     def noise(self, label: torch.Tensor, z: Optional[torch.Tensor],
               generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """The checked noise: (B, z_dim) or (B, z_dim, H, W), drawn when `z` is None."""
-        b, _, h, w = label.shape
+        """The checked noise: (B, z_dim) or (B, z_dim, H, W), drawn when `z` is None, in the
+        label's dtype (a float label) or the network's (class ids)."""
+        b, h, w = label.shape[0], label.shape[-2], label.shape[-1]
         if z is None:
             z = self.sample_z(b, generator, label.device)
-        z = z.to(device=label.device, dtype=label.dtype)
+        dtype = label.dtype if label.is_floating_point() else self.fc.weight.dtype
+        z = z.to(device=label.device, dtype=dtype)
         if z.dim() == 2:
             if z.shape != (b, self.z_dim):
                 raise ValueError(f"z has shape {tuple(z.shape)}, expected ({b}, {self.z_dim})")
@@ -108,32 +112,21 @@ class Generator(nn.Module):
         raise ValueError(f"z has shape {tuple(z.shape)}: expected ({b}, {self.z_dim}) or "
                          f"({b}, {self.z_dim}, {h}, {w})")
 
-    def noise_map(self, label: torch.Tensor, z: Optional[torch.Tensor],
-                  generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """The (B, z_dim, H, W) noise tensor concatenated to the label map."""
-        z = self.noise(label, z, generator)
-        if z.dim() == 2:
-            b, _, h, w = label.shape
-            return z[:, :, None, None].expand(b, self.z_dim, h, w)
-        return z
-
     def check_label(self, label: torch.Tensor) -> None:
-        if label.dim() != 4 or label.shape[1] != self.semantic_nc:
-            raise ValueError(f"label must be a one-hot map (B, {self.semantic_nc}, H, W), "
-                             f"got shape {tuple(label.shape)}")
+        ids = label.dim() == 3 and not label.is_floating_point()
+        if not ids and (label.dim() != 4 or label.shape[1] != self.semantic_nc or not label.is_floating_point()):
+            raise ValueError(f"label must be class ids (B, H, W) or a one-hot float map "
+                             f"(B, {self.semantic_nc}, H, W), got {label.dtype} {tuple(label.shape)}")
         m = self.size_multiple
-        if label.shape[2] % m or label.shape[3] % m:
-            raise ValueError(f"label size {label.shape[2]}x{label.shape[3]} is not a multiple of {m}")
+        if label.shape[-2] % m or label.shape[-1] % m:
+            raise ValueError(f"label size {label.shape[-2]}x{label.shape[-1]} is not a multiple of {m}")
 
     def forward(self, label: torch.Tensor, z: Optional[torch.Tensor] = None,
                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
         self.check_label(label)
-        seg = label
-        if self.noise_3d:
-            seg = torch.cat((self.noise_map(label, z, generator), label), dim=1)
+        seg = ops.LabelMap(label, self.semantic_nc, self.noise(label, z, generator) if self.noise_3d else None)
         m = self.size_multiple
-        x = F.interpolate(seg, size=(label.shape[2] // m, label.shape[3] // m))
-        x = self.fc(x)
+        x = self.fc(seg.at(label.shape[-2] // m, label.shape[-1] // m))
         for i, block in enumerate(self.body):
             x = block(x, seg)
             if i < self.num_blocks - 1:

@@ -1,16 +1,76 @@
-"""Building blocks shared by the generator and the discriminator, as the official code has them."""
+"""Building blocks shared by the generator and the discriminator, as the official code has them:
+the convolutions (their forwards are the `oasisgan.ops` ops), SPADE's normalisation, the init."""
 from __future__ import annotations
 
 from typing import Optional
 
 import torch
 import torch.nn as nn
-from torch.nn.utils.spectral_norm import SpectralNorm
+import torch.nn.functional as F
+
+from .. import ops
 
 
-def spectral_norm(module: nn.Module, enabled: bool = True) -> nn.Module:
-    """The official code's old-style spectral norm (`weight_orig`, `weight_u`, `weight_v` keys)."""
-    return nn.utils.spectral_norm(module) if enabled else module
+class Conv2d(nn.Conv2d):
+    """nn.Conv2d (stride 1) whose forward is the `ops.conv2d` op; `up`: of its input upsampled 2x
+    (nearest), as `nn.Upsample(scale_factor=2)` before the conv would."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int = 0,
+                 bias: bool = True, up: bool = False):
+        super().__init__(in_channels, out_channels, kernel_size, padding=padding, bias=bias)
+        self.up = up
+
+    def effective_weight(self) -> torch.Tensor:
+        """The weight a call uses."""
+        return self.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return ops.conv2d(x, self.weight, self.bias, self.padding[0], self.up)
+
+
+class SNConv2d(Conv2d):
+    """`Conv2d` with the official spectral norm, torch's old-style `nn.utils.spectral_norm`: the
+    weight is `weight_orig / sigma`, sigma estimated from `weight_u`/`weight_v`, which one power
+    iteration per call updates in training mode (`ops.sn_conv2d`). Same state-dict keys, same
+    parameter order and the same random draws at construction as torch's."""
+
+    eps = 1e-12
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        weight = self.weight
+        with torch.no_grad():
+            mat = weight.flatten(1)
+            u = F.normalize(weight.new_empty(mat.shape[0]).normal_(0, 1), dim=0, eps=self.eps)
+            v = F.normalize(weight.new_empty(mat.shape[1]).normal_(0, 1), dim=0, eps=self.eps)
+        del self.weight
+        self.register_parameter("weight_orig", weight)
+        self.register_buffer("weight_u", u)
+        self.register_buffer("weight_v", v)
+
+    def effective_weight(self) -> torch.Tensor:
+        """weight_orig / sigma, with the power iteration a call would run."""
+        return self.weight_orig / ops.spectral_norm.sigma(self.weight_orig, self.weight_u, self.weight_v,
+                                                         self.training, self.eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return ops.sn_conv2d(x, self.weight_orig, self.bias, self.weight_u, self.weight_v, self.training,
+                             self.padding[0], self.up, self.eps)
+
+
+class LabelConv2d(nn.Conv2d):
+    """nn.Conv2d over the generator's (noise, one-hot label) input, given as an `ops.LabelMap`:
+    the `ops.label_conv` op (a gather by label id instead of a dense one-hot convolution)."""
+
+    def forward(self, labels: ops.LabelMap) -> torch.Tensor:
+        return ops.label_conv(labels, self.weight, self.bias)
+
+
+def conv(in_channels: int, out_channels: int, kernel_size: int, padding: int = 0, bias: bool = True,
+         up: bool = False, spectral_norm: bool = False) -> Conv2d:
+    """A `Conv2d`, spectral-normed (`SNConv2d`) when `spectral_norm`."""
+    cls = SNConv2d if spectral_norm else Conv2d
+    return cls(in_channels, out_channels, kernel_size, padding=padding, bias=bias, up=up)
 
 
 def param_free_norm(kind: str, channels: int) -> nn.Module:
@@ -55,17 +115,26 @@ def settle_spectral_norms(net: nn.Module, iterations: int = 10) -> None:
     continues the same power iteration as the official code.
     """
     for m in net.modules():
-        for hook in list(m._forward_pre_hooks.values()):
-            if isinstance(hook, SpectralNorm):
-                w = getattr(m, hook.name + "_orig")
-                u = getattr(m, hook.name + "_u")
-                v = getattr(m, hook.name + "_v")
-                mat = hook.reshape_weight_to_matrix(w)
-                for _ in range(iterations):
-                    v.copy_(nn.functional.normalize(torch.mv(mat.t(), u), dim=0, eps=hook.eps))
-                    u.copy_(nn.functional.normalize(torch.mv(mat, v), dim=0, eps=hook.eps))
-                sigma = torch.dot(u, torch.mv(mat, v))
-                setattr(m, hook.name, w / sigma)
+        if isinstance(m, SNConv2d):
+            for _ in range(iterations):
+                ops.spectral_norm.sigma(m.weight_orig, m.weight_u, m.weight_v, True, m.eps)
+
+
+@torch.no_grad()
+def remove_spectral_norm(net: nn.Module) -> nn.Module:
+    """Replace every `SNConv2d` of `net` by a `Conv2d` with its eval-mode weight
+    `weight_orig / sigma` (stored u, v), in place: for export."""
+    for parent in list(net.modules()):
+        for name, m in list(parent.named_children()):
+            if isinstance(m, SNConv2d):
+                plain = Conv2d(m.in_channels, m.out_channels, m.kernel_size[0], m.padding[0],
+                               m.bias is not None, m.up).to(m.weight_orig)
+                plain.weight.copy_(m.weight_orig / ops.spectral_norm.sigma(
+                    m.weight_orig, m.weight_u, m.weight_v, False, m.eps))
+                if m.bias is not None:
+                    plain.bias.copy_(m.bias)
+                setattr(parent, name, plain.train(m.training))
+    return net
 
 
 def count_parameters(net: nn.Module) -> int:

@@ -34,17 +34,15 @@ from typing import Any, Dict, Iterator, List, Optional, Union
 import torch
 import torch.nn as nn
 
-from ..accel import accelerate
 from ..allocator import tune_cpu_allocator
 from ..checkpoint import (CheckpointError, atomic_save, make_checkpoint, read_checkpoint,
                           remove_stale_temporaries)
 from ..config import ConfigError, OASISConfig, RuntimeConfig, flat_fields
 from ..data.loader import batches_per_epoch, epoch_loader, fixed_batch
 from ..errors import DataError, OASISError, first_line, worker_error_text
-from ..labels import one_hot
 from ..nn import Discriminator, Generator
 from . import distributed as D
-from .amp import Precision, prepare_module, to_memory_format
+from .amp import Precision, prepare_module
 from .ema import recollect_bn_stats
 from .logging import RunLogger, make_grid, sample_columns
 from .signals import StopRequest
@@ -170,8 +168,7 @@ class Trainer:
 
         # --- networks (identical on every rank), EMA as a copy of the initialised G ---
         seed_everything(cfg.seed)
-        g = accelerate(Generator.from_config(cfg), cfg.fast_spade)
-        d = accelerate(Discriminator.from_config(cfg), cfg.fast_spade)
+        g, d = Generator.from_config(cfg), Discriminator.from_config(cfg)
         ema = copy.deepcopy(g).requires_grad_(False) if cfg.ema else None
         if resume_ckpt is not None:
             self._load_weights(resume_ckpt, g, d, ema, latest)
@@ -308,9 +305,8 @@ class Trainer:
     def output_generator(self) -> nn.Module:
         return self.ema if self.ema is not None else self.g
 
-    def _onehot(self, batch) -> torch.Tensor:
-        label = batch["label"].to(self.device).long()
-        return to_memory_format(one_hot(label, self.cfg.semantic_nc), self.cfg.channels_last)
+    def _ids(self, batch) -> torch.Tensor:
+        return batch["label"].to(self.device).long()
 
     def recollect(self, step: int) -> None:
         """Refresh the EMA generator's BatchNorm statistics (all ranks take part)."""
@@ -322,7 +318,7 @@ class Trainer:
                               self.ctx.world_size, num_workers=workers,
                               pin_memory=self.device.type == "cuda", seed_offset=1)
         with preserved_rng(), self.precision.autocast():
-            recollect_bn_stats(self.ema, (self._onehot(b) for b in loader), self.cfg.bn_stats_batches)
+            recollect_bn_stats(self.ema, (self._ids(b) for b in loader), self.cfg.bn_stats_batches)
         self.recollected_at = step
 
     @contextlib.contextmanager
@@ -349,18 +345,18 @@ class Trainer:
             if self.grid_batch is None:
                 self.grid_batch = fixed_batch(self.dataset, GRID_SAMPLES)
             label, real = self.grid_batch["label"], self.grid_batch["image"]
-            onehot = self._onehot(self.grid_batch)
+            ids = self._ids(self.grid_batch)
             z = torch.randn(label.shape[0], cfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed))
             z = z.to(self.device)
             fakes = []
             with self.precision.autocast():
                 self.g.eval()
                 try:
-                    fakes.append(self.g(onehot, z).float())
+                    fakes.append(self.g(ids, z).float())
                 finally:
                     self.g.train()
                 if self.ema is not None:
-                    fakes.append(self.ema(onehot, z).float())
+                    fakes.append(self.ema(ids, z).float())
         grid = make_grid(sample_columns(label, real, fakes, cfg))
         self.logger.grid(step, grid)
 

@@ -1,26 +1,29 @@
-"""SPADE's label convolution without the dense one-hot: a gather of kernel columns.
+"""`label_conv`: the generator's convolutions over its (noise, one-hot label) input, and `LabelMap`.
 
 Reference: `conv2d(cat(z, onehot(ids)), weight, bias, padding=k//2)` (the generator's `fc` and
-every SPADE `mlp_shared` conv). Here, for each pixel and kernel tap, the weight column of the label
-under that tap is summed over the taps (`F.embedding_bag(mode="sum")`; its backward is a
+every SPADE `mlp_shared` conv). Fast, without the dense one-hot, a gather of kernel columns: for
+each pixel and kernel tap, the weight column of the label under that tap is summed over the taps (`F.embedding_bag(mode="sum")`; its backward is a
 scatter-add into the weight). A broadcast noise z (B, z_dim) is constant over the image, so its
 contribution is one vector per image and tap; pixels whose kernel leaves the image (zero padding)
 see only some taps, so each pixel gets the sum over its valid taps, one of 16 "border classes" (3x3
 kernel), folded with the bias into the same embedding_bag. A spatial z (B, z_dim, H, W) keeps a
-dense conv over the z channels only. Equal up to float re-association (tests/test_accel.py).
+dense conv over the z channels only. Equal up to float re-association (tests/test_ops.py).
 """
 from __future__ import annotations
 
 import contextlib
-from typing import Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
+from ..labels import one_hot
+from .dispatch import choose
+
 
 class LabelIndex:
-    """Integer label indices for label convolutions at one resolution, shared by the `fc` and all
-    SPADE layers there (built once per resolution and forward).
+    """Integer label indices for the fast label convolutions at one resolution, shared by `fc` and
+    all SPADE layers there (built once per resolution and forward, see `LabelMap.index`).
 
     idx: (P, T) int64, P = B*h*w pixels, T = k*k taps: `tap * N + id` of the label under each tap,
         or `T * N` (a zero row) where the tap falls into the zero padding.
@@ -29,7 +32,7 @@ class LabelIndex:
     z: (B, z_dim) broadcast noise, or None. z_map: (B, z_dim, h, w) spatial noise, or None.
     """
 
-    __slots__ = ("idx", "cls", "taps", "z", "z_map", "shape", "num_classes", "kernel_size", "memory_format")
+    __slots__ = ("idx", "cls", "taps", "z", "z_map", "shape", "num_classes", "kernel_size")
 
     def __init__(self, ids: torch.Tensor, num_classes: int, kernel_size: int,
                  z: Optional[torch.Tensor] = None, z_map: Optional[torch.Tensor] = None):
@@ -38,7 +41,6 @@ class LabelIndex:
         n, t = num_classes, kernel_size * kernel_size
         self.shape, self.num_classes, self.kernel_size = (b, h, w), n, k
         self.z, self.z_map = z, z_map
-        self.memory_format = torch.channels_last  # layout of the activations made from it
         padded = F.pad(ids, (p, p, p, p), value=-1)
         cols = []
         for tap in range(t):
@@ -109,26 +111,6 @@ def label_conv_nhwc(weight: torch.Tensor, bias: Optional[torch.Tensor], index: L
     return out
 
 
-def label_conv(weight: torch.Tensor, bias: Optional[torch.Tensor], index: LabelIndex) -> torch.Tensor:
-    """conv2d(cat(z, onehot(ids)), weight, bias, padding=k//2): (B, O, h, w), channels_last."""
-    return label_conv_nhwc(weight, bias, index).permute(0, 3, 1, 2)
-
-
-def onehot_ids(label: torch.Tensor) -> Optional[torch.Tensor]:
-    """The class ids (B, H, W) of an exactly one-hot float map (B, N, H, W), else None (soft labels).
-
-    For callers that were handed only the one-hot: one (2, N) @ (N, H*W) product per image gives
-    each pixel's channel sum and index-weighted sum; exactly one-hot iff every sum is 1 and there
-    is one non-zero per pixel, and the weighted sum is then the id, exactly."""
-    if not label.is_floating_point() or label.requires_grad:
-        return None
-    b, n, h, w = label.shape
-    probe = torch.stack((torch.ones(n), torch.arange(n, dtype=torch.float32))).to(label.device)
-    sums = torch.matmul(probe, label.reshape(b, n, h * w).float())            # (B, 2, H*W)
-    ok = (sums[:, 0] == 1).all() & (torch.count_nonzero(label) == b * h * w)
-    return sums[:, 1].reshape(b, h, w).long() if bool(ok) else None
-
-
 def resize_ids(ids: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """Nearest resize of an integer id map (B, H, W), picking the pixels F.interpolate picks."""
     H, W = ids.shape[1:]
@@ -137,3 +119,61 @@ def resize_ids(ids: torch.Tensor, h: int, w: int) -> torch.Tensor:
     if H % h == 0 and W % w == 0:
         return ids[:, ::H // h, ::W // w]
     return F.interpolate(ids[:, None].double(), size=(h, w), mode="nearest")[:, 0].long()
+
+
+class LabelMap:
+    """The generator's condition: the label and the noise that the official code concatenates
+    into one tensor, `cat(z_map, one_hot)` (`dense()`), kept apart so that label convolutions can
+    gather by id instead of convolving the one-hot.
+
+    `label`: class ids (B, H, W) (integer), or a dense float map (B, N, H, W) (one-hot or soft:
+    label convolutions then take the reference). `z`: (B, z_dim) broadcast over the map,
+    (B, z_dim, H, W), or None (no noise channels). `at(h, w)` is the nearest resize the official
+    code applies to the concatenation, cached per size for the layers at that resolution.
+    """
+
+    def __init__(self, label: torch.Tensor, num_classes: int, z: Optional[torch.Tensor] = None):
+        self.ids = None if label.is_floating_point() else label.long()
+        self.map = label if label.is_floating_point() else None
+        self.num_classes, self.z = num_classes, z
+        self.size: Tuple[int, int] = tuple(label.shape[-2:])
+        self._resized: Dict[Tuple[int, int], "LabelMap"] = {}
+        self._index: Dict[int, LabelIndex] = {}
+
+    def at(self, h: int, w: int) -> "LabelMap":
+        if (h, w) == self.size:
+            return self
+        if (h, w) not in self._resized:
+            z = self.z
+            if z is not None and z.dim() == 4:
+                z = F.interpolate(z, size=(h, w), mode="nearest")
+            label = (resize_ids(self.ids, h, w) if self.ids is not None
+                     else F.interpolate(self.map, size=(h, w), mode="nearest"))
+            self._resized[(h, w)] = LabelMap(label, self.num_classes, z)
+        return self._resized[(h, w)]
+
+    def dense(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """The official input: cat(z broadcast to the map, one-hot label), (B, z_dim + N, H, W)."""
+        onehot = self.map if self.ids is None else one_hot(self.ids, self.num_classes, dtype)
+        if self.z is None:
+            return onehot
+        z = self.z.to(onehot.dtype)
+        if z.dim() == 2:
+            z = z[:, :, None, None].expand(-1, -1, *self.size)
+        return torch.cat((z, onehot), dim=1)
+
+    def index(self, kernel_size: int) -> LabelIndex:
+        if kernel_size not in self._index:
+            zb, zmap = (self.z, None) if self.z is None or self.z.dim() == 2 else (None, self.z)
+            self._index[kernel_size] = LabelIndex(self.ids, self.num_classes, kernel_size, zb, zmap)
+        return self._index[kernel_size]
+
+
+def label_conv(labels: LabelMap, weight: torch.Tensor, bias: Optional[torch.Tensor],
+               impl: Optional[str] = None) -> torch.Tensor:
+    """conv2d(labels.dense(), weight, bias, padding=k//2) (B, O, h, w): fast from label ids
+    (an odd square kernel; the output in channels_last memory), else the reference."""
+    k = weight.shape[-1]
+    if labels.ids is not None and k % 2 and weight.shape[-2] == k and choose(impl, weight) == "fast":
+        return label_conv_nhwc(weight, bias, labels.index(k)).permute(0, 3, 1, 2)
+    return F.conv2d(labels.dense(weight.dtype), weight, bias, padding=k // 2)

@@ -1,49 +1,23 @@
-"""Fused CPU/GPU kernels of the OASIS losses (`oasisgan.losses` is the reference): the same
-values as autograd's composition of the reference, with fewer logits-sized buffers. The
-reference functions take them with ``fused=True`` (``cfg.fused_losses``); tests/test_losses.py
-checks them against the reference. As for the networks, an edit of the reference losses turns
-the kernels off (one warning) until they are re-checked and `VERIFIED_LOSSES` is updated
-(`python -m oasisgan.accel` prints the new value)."""
+"""The losses' reductions over the (B, N+1, H, W) logits: `cross_entropy` (the N+1 loss) and
+`labelmix_mse` (LabelMix's consistency term); `oasisgan.losses` builds the paper's losses on them.
+
+Reference: autograd's composition (`F.cross_entropy` then weights and mean; `mask * a + (1 - mask)
+* b` then `F.mse_loss`), about ten logits-sized temporaries per D step plus layout copies of
+channels_last logits. Fast: autograd Functions that keep one buffer per loss and turn it into the
+gradient in place; channels_last logits are read as (B, H, W, C). The same values up to float
+rounding, on any device; one backward per forward (a second raises: use impl="ref").
+"""
 from __future__ import annotations
 
-import warnings
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from . import source_fingerprint
+from .dispatch import choose
 
-__all__ = ["WeightedCrossEntropy", "LabelMixMSE", "fusable", "losses_fingerprint"]
-
-# sha256 of the reference losses' source when tests/test_losses.py last passed against it.
-VERIFIED_LOSSES = "8b1d4c3a2b13f6744efb9a2c80e3f5dc17cad5ed64ffb4d908729819dbde3c8a"
-_fingerprint = None
-_warned = False
-
-
-def losses_fingerprint() -> str:
-    """The fingerprint of the reference losses these kernels re-implement."""
-    global _fingerprint
-    if _fingerprint is None:
-        from .. import losses
-
-        _fingerprint = source_fingerprint((losses.n1_loss, losses.labelmix_loss))
-    return _fingerprint
-
-
-def _reference_unchanged() -> bool:
-    global _warned
-    fp = losses_fingerprint()
-    if fp in (VERIFIED_LOSSES, "unknown"):
-        return True
-    if not _warned:
-        warnings.warn("oasisgan.accel.losses: the reference losses in oasisgan/losses.py changed since "
-                      "the fused kernels were checked against them; using the reference. Run "
-                      "tests/test_losses.py, then set oasisgan.accel.losses.VERIFIED_LOSSES to "
-                      f"{fp!r}", stacklevel=3)
-        _warned = True
-    return False
+__all__ = ["cross_entropy", "labelmix_mse", "WeightedCrossEntropy", "LabelMixMSE"]
 
 
 def channel_last_view(x: torch.Tensor) -> Tuple[torch.Tensor, int]:
@@ -58,12 +32,9 @@ def from_channel_view(x: torch.Tensor, dim: int) -> torch.Tensor:
     return x.permute(0, 3, 1, 2) if dim == 3 else x
 
 
-def fusable(*tensors: torch.Tensor) -> bool:
-    """Fused loss functions: 4-d maps of one layout, outside compiled and traced graphs, and only
-    while the reference is the one they were checked against."""
-    return (all(t.dim() == 4 for t in tensors) and not torch.jit.is_tracing()
-            and not torch.compiler.is_compiling()
-            and len({channel_last_view(t)[1] for t in tensors}) == 1 and _reference_unchanged())
+def _fusable(*tensors: torch.Tensor) -> bool:
+    """4-d maps of one layout."""
+    return all(t.dim() == 4 for t in tensors) and len({channel_last_view(t)[1] for t in tensors}) == 1
 
 
 def claim_backward(ctx) -> None:
@@ -71,7 +42,7 @@ def claim_backward(ctx) -> None:
     same graph (retain_graph=True) would read overwritten values, so it raises instead."""
     if getattr(ctx, "consumed", False):
         raise RuntimeError("the fused OASIS losses support one backward pass per forward; "
-                           "use fused_losses: false to backpropagate through them twice")
+                           "use impl='ref' (fused_losses: false) to backpropagate through them twice")
     ctx.consumed = True
 
 
@@ -135,3 +106,22 @@ class LabelMixMSE(torch.autograd.Function):
         g_real = torch.where(sel, g_mixed, zero).neg_() if ctx.needs_input_grad[3] else None
         return (None,) + tuple(None if g is None else from_channel_view(g, ctx.dim)
                                for g in (g_mixed, g_fake, g_real))
+
+
+def cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: Optional[torch.Tensor] = None,
+                  impl: Optional[str] = None) -> torch.Tensor:
+    """mean over pixels of `weight * CE(logits, target)` (weight None: 1); logits (B, C, H, W)."""
+    if choose(impl, logits, cpu_only=False) == "fast" and _fusable(logits):
+        return WeightedCrossEntropy.apply(logits, target, weight)
+    loss = F.cross_entropy(logits, target, reduction="none")
+    if weight is not None:
+        loss = loss * weight
+    return loss.mean()
+
+
+def labelmix_mse(mask: torch.Tensor, d_mixed: torch.Tensor, d_fake: torch.Tensor, d_real: torch.Tensor,
+                 impl: Optional[str] = None) -> torch.Tensor:
+    """MSE(d_mixed, mask * d_real + (1 - mask) * d_fake) for a 0/1 mask (B, 1, H, W)."""
+    if choose(impl, d_mixed, cpu_only=False) == "fast" and _fusable(d_mixed, d_fake, d_real):
+        return LabelMixMSE.apply(mask, d_mixed, d_fake, d_real)
+    return F.mse_loss(d_mixed, mask * d_real + (1 - mask) * d_fake)

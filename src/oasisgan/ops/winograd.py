@@ -18,11 +18,9 @@ matrix product per chunk.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
-import threading
 from fractions import Fraction
-from typing import Iterator, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 
@@ -74,33 +72,17 @@ def transform_weight(weight: torch.Tensor, m: int) -> torch.Tensor:
 # Where it pays, measured on the generator's layers (2 CPU threads, float32; docs/performance.md):
 # F(4x4) 1.3-2x faster than oneDNN's direct convolution from 32x32 maps up, not on 16x16 and
 # below, nor below 128 input or output channels (128 -> 64 channels at 256x256: 0.9x).
-# thresholds: oasisgan.accel.tuning (WINOGRAD_*)
-
-_scope = threading.local()
-
-
-@contextlib.contextmanager
-def allowed(tile: int = 4) -> Iterator[None]:
-    """Inside this block `applicable` may pick F(tile x tile, 3x3) (0: never). The generator's
-    fast path enters it, so the official path, tracing, export and other networks keep direct
-    convolutions."""
-    if tile not in TILE_CHOICES:
-        raise ValueError(f"Winograd tile {tile!r}: use one of {TILE_CHOICES} (0: off)")
-    previous = getattr(_scope, "tile", 0)
-    _scope.tile = tile
-    try:
-        yield
-    finally:
-        _scope.tile = previous
-
+# thresholds: oasisgan.ops.tuning (WINOGRAD_*)
 
 def applicable(x: torch.Tensor, weight: torch.Tensor, out_channels: int = 0) -> int:
-    """The tile m for which `conv3x3_padded` computes F.conv2d(x, weight, padding=1), `x` given
-    as (B, H, W, C), and pays, or 0: inside `allowed(m)`, float32 on the CPU,
+    """The tile m (`tuning.WINOGRAD_TILE`) for which `conv3x3_padded` computes
+    F.conv2d(x, weight, padding=1), `x` given as (B, H, W, C), and pays, or 0: float32 on the CPU,
     no autograd or autocast, H and W divisible by m, at least WINOGRAD_MIN_PIXELS per image and
     WINOGRAD_MIN_CHANNELS in and out (`out_channels`, when given, overrides the weight's: weights
     concatenated into one convolution)."""
-    limit = getattr(_scope, "tile", 0)
+    limit = tuning.WINOGRAD_TILE
+    if limit not in TILE_CHOICES:
+        raise ValueError(f"Winograd tile {limit!r}: use one of {TILE_CHOICES} (0: off)")
     if not limit or x.dim() != 4 or weight.shape[2:] != (3, 3):
         return 0
     if x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32:
