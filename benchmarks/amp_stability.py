@@ -29,7 +29,6 @@ import torch  # noqa: E402
 import oasisgan  # noqa: E402
 from oasisgan.data import build_dataset, config_for_root  # noqa: E402
 from oasisgan.data.toy import generate_toy  # noqa: E402
-from oasisgan.labels import one_hot  # noqa: E402
 from oasisgan.training import train  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -92,12 +91,12 @@ def main() -> int:
         items = [val[i] for i in range(len(val))]
         labels = torch.stack([it["label"] for it in items])
         reals = torch.stack([it["image"] for it in items])
-        onehot = one_hot(labels, cfg.semantic_nc).to(args.device)
+        ids = labels.long().to(args.device)
         z = torch.randn(len(items), cfg.z_dim, generator=torch.Generator().manual_seed(1)).to(args.device)
         images = []
         for r in runs:
             with torch.no_grad():
-                images.append(r["model"].generator(onehot, z).float().cpu())
+                images.append(r["model"].generator(ids, z).float().cpu())
     rows = []
     for r, img in zip(runs, images):
         rows.append({k: v for k, v in r.items() if k not in ("model", "cfg")} | {

@@ -2,10 +2,10 @@
 processes so that code paths are timed interleaved while each has its own honest peak memory.
 
 How a comparison runs: for one config, the parent starts one worker process per variant
-(e.g. `plain` = oasisgan.accel off, the official computation; `fast` = our default). Each worker
-builds its networks, warms up, counts FLOPs (torch.utils.flop_counter) and waits. The parent
-then asks the workers in turn for one timed repeat each (plain, fast, plain, fast, ...), so
-both see the same machine load, and finally collects each worker's peak memory (peak RSS from
+(e.g. `plain` = every oasisgan.ops op on its reference, the official computation; `fast` = our
+default; `base_fast` = `fast` run by the checkout in $OASIS_BENCH_BASE). Each worker builds
+its networks, warms up, counts FLOPs (torch.utils.flop_counter) and waits. The parent then asks
+the workers in turn for one timed repeat each (plain, fast, plain, fast, ...), so both see the same machine load, and finally collects each worker's peak memory (peak RSS from
 the kernel; on CUDA also torch.cuda.max_memory_allocated).
 
 The training iteration timed is the real one, `oasisgan.training.step.TrainStep.step`: G step
@@ -117,7 +117,7 @@ VARIANTS = {
     "fast_batchd": (True, "none", False, False),
     "fast_bf16_batchd": (True, "bf16", False, False),
     "fast_bf16_cl_batchd": (True, "bf16", True, False),
-    # the fast path with direct convolutions only (FastGenerator.winograd_tile = 0)
+    # the fast path with direct convolutions only (ops.tuning.WINOGRAD_TILE = 0)
     "fast_nowino": (True, "none", False, False),
 }
 
@@ -223,16 +223,19 @@ class Workload:
         ids = realistic_labels(spec.batch, spec.res, spec.res, cfg.semantic_nc, seed=spec.seed)
         self.boundary = boundary_fraction(ids)
         self.label = ids.to(dev)
-        from oasisgan.accel import accelerate
+        from oasisgan import ops
 
-        g = accelerate(Generator.from_config(cfg), cfg.fast_spade).to(dev)
+        g = Generator.from_config(cfg).to(dev)
         if spec.variant.endswith("_nowino"):
-            g.winograd_tile = 0
+            ops.tuning.WINOGRAD_TILE = 0
+        if not cfg.fast_spade:  # plain: every op's reference (this worker process only)
+            self._ops_ref = ops.use("ref")
+            self._ops_ref.__enter__()
         if spec.kind == "train":
             from oasisgan.training.amp import Precision, prepare_module
             from oasisgan.training.step import TrainStep
 
-            d = accelerate(Discriminator.from_config(cfg), cfg.fast_spade).to(dev)
+            d = Discriminator.from_config(cfg).to(dev)
             ema = copy.deepcopy(g).requires_grad_(False)
             prepare_module(g, cl, comp)
             prepare_module(d, cl, comp)
@@ -245,20 +248,15 @@ class Workload:
             self.batch = {"image": torch.rand(spec.batch, 3, spec.res, spec.res, generator=gimg) * 2 - 1,
                           "label": ids}
         else:
-            from oasisgan.labels import one_hot
-
             # An EMA generator in eval mode: settle BN statistics as after training's re-collection.
             g.train()
             with torch.no_grad():
                 for _ in range(2):
-                    g(one_hot(self.label, cfg.semantic_nc))
+                    g(self.label)
             g.eval()
             if cl:
                 g.to(memory_format=torch.channels_last)
             self.g = torch.compile(g) if comp else g
-            self.onehot = one_hot(self.label, cfg.semantic_nc)
-            if cl:
-                self.onehot = self.onehot.contiguous(memory_format=torch.channels_last)
             self.zgen = torch.Generator().manual_seed(spec.seed + 2)
 
     def autocast(self):
@@ -277,7 +275,7 @@ class Workload:
         else:
             z = torch.randn(self.spec.batch, self.cfg.z_dim, generator=self.zgen).to(self.device)
             with torch.no_grad(), self.autocast():
-                self.out = self.g(self.onehot, z)
+                self.out = self.g(self.label, z)
 
     def sync(self):
         if self.device.type == "cuda":
@@ -306,7 +304,7 @@ class Workload:
             return None
         z = torch.randn(self.spec.batch, self.cfg.z_dim, generator=torch.Generator().manual_seed(123))
         with torch.no_grad(), self.autocast():
-            return self.g(self.onehot, z.to(self.device)).float().cpu()
+            return self.g(self.label, z.to(self.device)).float().cpu()
 
 
 def peak_memory(device: torch.device) -> Dict[str, float]:
@@ -355,14 +353,25 @@ def worker_main(spec_json: str) -> None:
             return
 
 
+def baseline_repo() -> Optional[Path]:
+    """Another checkout of oasisgan (env OASIS_BENCH_BASE), for the `base_*` variants: the same
+    variant run by that checkout's own code, interleaved with ours (before/after timings)."""
+    path = os.environ.get("OASIS_BENCH_BASE")
+    return Path(path) if path and (Path(path) / "benchmarks" / "common.py").is_file() else None
+
+
 class Worker:
     def __init__(self, spec: Spec):
         self.spec = spec
+        repo = REPO
+        if spec.variant.startswith("base_"):  # that checkout's worker, with its own variant name
+            repo = baseline_repo()
+            spec = Spec(**{**spec.__dict__, "variant": spec.variant[len("base_"):]})
         env = dict(os.environ)
-        env["PYTHONPATH"] = str(REPO / "src") + os.pathsep + env.get("PYTHONPATH", "")
+        env["PYTHONPATH"] = str(repo / "src") + os.pathsep + env.get("PYTHONPATH", "")
         env.setdefault("OMP_NUM_THREADS", str(spec.threads))
         self.proc = subprocess.Popen([sys.executable, "-m", "benchmarks.common", spec.to_json()],
-                                     cwd=str(REPO), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     cwd=str(repo), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True, env=env)
         self.info = self._read()
 
@@ -533,7 +542,8 @@ def main(kind: str, argv=None) -> int:
                     "fast_bf16_cl_compile"]
     else:
         variants = (["official"] if official_repo() else []) + ["plain", "fast", "fast_bf16"]
-    unknown = [v for v in variants if v not in VARIANTS]
+    unknown = [v for v in variants if v not in VARIANTS
+               and not (v.startswith("base_") and v[len("base_"):] in VARIANTS and baseline_repo())]
     if unknown:
         p.error(f"unknown variant(s) {unknown}")
     configs = [tuple(int(x) for x in c.split("x")) for c in a.configs.split(",")]

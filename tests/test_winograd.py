@@ -1,18 +1,17 @@
-"""Winograd F(m x m, 3x3) convolutions (accel/winograd.py) compute F.conv2d(x, w, b, padding=1):
+"""Winograd F(m x m, 3x3) convolutions (ops/winograd.py) compute F.conv2d(x, w, b, padding=1):
 to float64 rounding in float64, within 1e-5 relative in float32, and the generator's SPADE and
-residual convolutions take them only where they apply (CPU float32 inference)."""
+residual convolutions take them only where they apply (CPU float32 inference, fast ops)."""
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from oasisgan.accel import accelerate, tuning, winograd
-from oasisgan.accel.generator import spade_forward
-from oasisgan.accel.label_conv import LabelIndex
+from oasisgan import ops
 from oasisgan.nn import Generator, SPADE
+from oasisgan.ops import tuning, winograd
 
-from test_accel import N_CLASSES, blob_labels, onehot, rel
+from test_ops import N_CLASSES, blob_labels, rel
 
 
 @pytest.mark.parametrize("m", [2, 4])
@@ -73,39 +72,35 @@ def test_map_size_must_divide_by_the_tile():
         winograd.conv3x3_padded(xp, torch.zeros(2, 2, 3, 3), None, 4)
 
 
-def test_applicable_only_for_cpu_float32_inference_on_large_maps():
+def test_applicable_only_for_cpu_float32_inference_on_large_maps(monkeypatch):
     w = torch.randn(128, 128, 3, 3)
     x = torch.randn(1, 128, 128, 128)  # (B, H, W, C)
-    assert winograd.applicable(x, w) == 0                        # outside allowed()
-    with winograd.allowed(0):
-        assert winograd.applicable(x, w) == 0
-    with winograd.allowed(2):
-        assert winograd.applicable(x, w) == 2
+    monkeypatch.setattr(tuning, "WINOGRAD_TILE", 0)
+    assert winograd.applicable(x, w) == 0
+    monkeypatch.setattr(tuning, "WINOGRAD_TILE", 2)
+    assert winograd.applicable(x, w) == 2
+    monkeypatch.setattr(tuning, "WINOGRAD_TILE", 3)
     with pytest.raises(ValueError, match="Winograd tile 3"):
-        with winograd.allowed(3):
-            pass
-    with winograd.allowed(4):
-        assert winograd.applicable(x, w) == 4
-        assert not winograd.applicable(x[:, :16, :32], w)          # small map
-        assert winograd.applicable(x[:, :32, :32], w)
-        assert not winograd.applicable(x[..., :64], w[:, :64])     # few channels
-        assert winograd.applicable(x, w[:64], out_channels=128)    # concatenated weights
-        assert not winograd.applicable(x.double(), w.double())
-        assert not winograd.applicable(x[:, :126], w)              # 126 % 4
-        xg = x.clone().requires_grad_()
-        assert not winograd.applicable(xg, w)
-        with torch.no_grad():
-            assert winograd.applicable(xg, w)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            assert not winograd.applicable(x, w)
-    assert winograd.applicable(x, w) == 0                        # scope restored
+        winograd.applicable(x, w)
+    monkeypatch.setattr(tuning, "WINOGRAD_TILE", 4)
+    assert winograd.applicable(x, w) == 4
+    assert not winograd.applicable(x[:, :16, :32], w)          # small map
+    assert winograd.applicable(x[:, :32, :32], w)
+    assert not winograd.applicable(x[..., :64], w[:, :64])     # few channels
+    assert winograd.applicable(x, w[:64], out_channels=128)    # concatenated weights
+    assert not winograd.applicable(x.double(), w.double())
+    assert not winograd.applicable(x[:, :126], w)              # 126 % 4
+    xg = x.clone().requires_grad_()
+    assert not winograd.applicable(xg, w)
+    with torch.no_grad():
+        assert winograd.applicable(xg, w)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not winograd.applicable(x, w)
 
 
-def _generator(tile):
+def _generator():
     torch.manual_seed(0)
-    gen = accelerate(Generator(N_CLASSES, channels=8, num_blocks=4, z_dim=8, spade_hidden=16).eval())
-    gen.winograd_tile = tile
-    return gen
+    return Generator(N_CLASSES, channels=8, num_blocks=4, z_dim=8, spade_hidden=16).eval()
 
 
 @pytest.mark.parametrize("tile,layout", [(2, "channels_last"), (4, "channels_last"), (4, "contiguous")])
@@ -115,35 +110,36 @@ def test_generator_takes_winograd_in_inference_with_the_same_output(monkeypatch,
     no-grad CPU float32 inference, and the image equals the direct path's."""
     monkeypatch.setattr(tuning, "WINOGRAD_MIN_PIXELS", 16 * 16)
     monkeypatch.setattr(tuning, "WINOGRAD_MIN_CHANNELS", 1)
+    monkeypatch.setattr(tuning, "MEMORY_FORMAT", layout)
     calls = []
     real = winograd.conv3x3_padded
     monkeypatch.setattr(winograd, "conv3x3_padded", lambda *a, **k: calls.append(a[3]) or real(*a, **k))
-    ids = blob_labels(2, 64, 96, seed=3)
-    label, z = onehot(ids), torch.randn(2, 8)
-    gen = _generator(tile)
-    gen.memory_format = layout
+    label, z = blob_labels(2, 64, 96, seed=3), torch.randn(2, 8)
+    gen = _generator()
     with torch.no_grad():
+        monkeypatch.setattr(tuning, "WINOGRAD_TILE", tile)
         out = gen(label, z)
         calls_inference = len(calls)
-        direct = _generator(0)
-        direct.memory_format = layout
-        ref = direct(label, z)
+        monkeypatch.setattr(tuning, "WINOGRAD_TILE", 0)
+        ref = gen(label, z)
     assert calls_inference >= 6 and set(calls) == {tile}
     assert rel(out, ref) < 1e-5
     calls.clear()
+    monkeypatch.setattr(tuning, "WINOGRAD_TILE", tile)
     gen(label, z).sum().backward()  # training (autograd): the direct convolutions
-    accelerate(gen, False)
-    with torch.no_grad():
-        assert rel(gen(label, z), ref) < 1e-5  # the official path: direct convolutions
+    with torch.no_grad(), ops.use("ref"):
+        assert rel(gen(label, z), ref) < 1e-5  # the reference: direct convolutions
     assert not calls
 
 
-def test_generator_without_large_maps_is_unchanged():
+def test_generator_without_large_maps_is_unchanged(monkeypatch):
     """At the default thresholds a small test generator never reaches Winograd: bit-equal."""
-    ids = blob_labels(1, 64, 64, seed=4)
-    label, z = onehot(ids), torch.randn(1, 8)
+    label, z = blob_labels(1, 64, 64, seed=4), torch.randn(1, 8)
+    gen = _generator()
     with torch.no_grad():
-        assert torch.equal(_generator(4)(label, z), _generator(0)(label, z))
+        out = gen(label, z)
+        monkeypatch.setattr(tuning, "WINOGRAD_TILE", 0)
+        assert torch.equal(out, gen(label, z))
 
 
 def test_official_size_spade_layer_matches_within_1e_5(monkeypatch):
@@ -151,18 +147,16 @@ def test_official_size_spade_layer_matches_within_1e_5(monkeypatch):
     torch.manual_seed(5)
     spade = SPADE(128, 12, hidden=128).eval()
     x = torch.randn(1, 128, 128, 128).contiguous(memory_format=torch.channels_last)
-    seg = onehot(blob_labels(1, 128, 128, n=12, seed=5), n=12)
+    seg = ops.LabelMap(blob_labels(1, 128, 128, n=12, seed=5), 12)
     calls = []
     real = winograd.conv3x3_padded
     monkeypatch.setattr(winograd, "conv3x3_padded", lambda *a, **k: calls.append(1) or real(*a, **k))
-    index = LabelIndex(seg.argmax(1), 12, 3)
     with torch.no_grad():
-        with winograd.allowed(4):
-            fast = spade_forward(spade, x, index)
-        plain = spade(x, seg)
-        direct = spade_forward(spade, x, index)
+        fast = spade(x, seg)
+        with ops.use("ref"):
+            plain = spade(x, seg)
+        monkeypatch.setattr(tuning, "WINOGRAD_TILE", 0)
+        direct = spade(x, seg)
     assert calls == [1]
-    with torch.no_grad():
-        assert not calls[1:] and torch.equal(spade_forward(spade, x, index), direct)  # outside allowed()
     assert rel(fast, plain) < 1e-5
     assert rel(direct, plain) < 1e-5
