@@ -16,32 +16,37 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import IO, Any, Callable, Dict, Optional, Union
 
 import torch
 
-from .errors import first_line
+from .errors import OASISError, first_line
 
 FORMAT, VERSION = "oasisgan", 1
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(OASISError, RuntimeError):
     """A checkpoint that cannot be read; the message names the file."""
 
 
 def atomic_save(obj: Any, path: Union[str, Path]) -> None:
-    """torch.save to a temporary file in the same folder, fsync, then rename over `path`.
+    """torch.save through `atomic_write`."""
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def atomic_write(path: Union[str, Path], write: Callable[[IO], None], text: bool = False) -> None:
+    """`write(f)` to a temporary file in the same folder, fsync, then rename over `path`.
 
     A crash or SIGKILL at any moment leaves either the previous file or the new one, never a
-    truncated one.
+    truncated one. The one way oasisgan writes checkpoints, configs and records.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TMP_SUFFIX, dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+        with os.fdopen(fd, "w" if text else "wb") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

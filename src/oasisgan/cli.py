@@ -19,10 +19,6 @@ COMMANDS = ["info", "data", "train", "synthesize", "invert", "export", "evaluate
             "convert_official", "pretrained", "app"]
 
 
-class CLIError(Exception):
-    """A user-facing error: printed without a traceback, exit code 2."""
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="oasis", description="OASIS semantic image synthesis: train, synthesise, evaluate.")

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from .allocator import MODES as MALLOC_MODES
+from .errors import OASISError
 
 
-class ConfigError(ValueError):
+class ConfigError(OASISError, ValueError):
     """A configuration value that cannot work; the message names the field."""
 
 

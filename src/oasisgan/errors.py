@@ -15,11 +15,7 @@ class LabelError(DataError):
 
 
 def is_user_error(e: BaseException) -> bool:
-    from .checkpoint import CheckpointError
-    from .config import ConfigError
-    from .weights import WeightsError
-
-    return isinstance(e, (OASISError, ConfigError, CheckpointError, WeightsError, FileNotFoundError))
+    return isinstance(e, (OASISError, FileNotFoundError))
 
 
 def first_line(e: BaseException) -> str:

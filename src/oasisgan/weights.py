@@ -9,8 +9,10 @@ from typing import Dict, Optional, Union
 
 import torch
 
+from .errors import OASISError
 
-class WeightsError(RuntimeError):
+
+class WeightsError(OASISError, RuntimeError):
     """A weight file is missing, unreadable or corrupt; the message says what to do."""
 
 

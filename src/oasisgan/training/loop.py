@@ -35,7 +35,7 @@ import torch
 import torch.nn as nn
 
 from ..allocator import tune_cpu_allocator
-from ..checkpoint import (CheckpointError, atomic_save, make_checkpoint, read_checkpoint,
+from ..checkpoint import (CheckpointError, atomic_save, atomic_write, make_checkpoint, read_checkpoint,
                           remove_stale_temporaries)
 from ..config import ConfigError, OASISConfig, RuntimeConfig, flat_fields
 from ..data.loader import batches_per_epoch, epoch_loader, fixed_batch
@@ -100,10 +100,8 @@ def make_adam(params, lr: float, cfg: OASISConfig) -> torch.optim.Adam:
 def write_config(cfg: OASISConfig, path: Path) -> None:
     import yaml
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    tmp.replace(path)
+    text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+    atomic_write(path, lambda f: f.write(text), text=True)
 
 
 class Trainer:
