@@ -61,10 +61,6 @@ class ModelConfig:
         return self.crop_size
 
     @property
-    def resolution(self) -> Tuple[int, int]:
-        return self.height, self.width
-
-    @property
     def size_multiple(self) -> int:
         """Generated sizes must be multiples of this (one 2x upsampling per block but the last)."""
         return 2 ** (self.num_res_blocks - 1)
