@@ -22,12 +22,35 @@ class ConfigError(ValueError):
     """A configuration value that cannot work; the message names the field."""
 
 
+PREPROCESS_MODES = ("resize_and_crop", "scale_shortside_and_crop")
+
+
+def size_error(height: int, width: int, num_res_blocks: int) -> str:
+    """The one line for a generated size the networks cannot take, with the nearest that work."""
+    m = 2 ** num_res_blocks
+
+    def near(v: int):
+        lo = max(m, v // m * m)
+        return sorted({lo, lo + m} if v % m else {v})
+
+    sizes = [f"{h}x{w}" for h in near(height) for w in near(width)]
+    coarser = ""
+    if num_res_blocks > 2:
+        m2 = m // 2
+        if height % m2 == 0 and width % m2 == 0:
+            coarser = f"; or num_res_blocks={num_res_blocks - 1}, which takes multiples of {m2}"
+    return (f"the generated size {height}x{width} (HxW, from crop_size={width} and aspect_ratio) does not "
+            f"fit the networks: with num_res_blocks={num_res_blocks} both sides must be multiples of {m} "
+            f"(the discriminator's U-Net pools {num_res_blocks} times, the generator upsamples "
+            f"{num_res_blocks - 1} times); nearest sizes that work: {', '.join(sizes)}{coarser}")
+
+
 @dataclass
 class ModelConfig:
     """What rebuilds the networks and reads label maps for them: what a model checkpoint carries."""
 
     preset: str = "ade20k"
-    dataset: str = "ade20k"  # label layout: ade20k | ade20k-outdoor | cityscapes | coco-stuff | custom
+    dataset: str = "ade20k"  # label layout: ade20k | ade20k-outdoor | cityscapes | coco-stuff | camvid | custom
     semantic_nc: int = 151  # number of label channels, don't-care included
     dontcare_label: Optional[int] = 0  # label id ignored by the losses (None: every id counts)
     class_names: Optional[List[str]] = None
@@ -65,8 +88,13 @@ class ModelConfig:
 
     @property
     def size_multiple(self) -> int:
-        """Generated sizes must be multiples of this (one 2x upsampling per block but the last)."""
+        """The generator's sizes are multiples of this (one 2x upsampling per block but the last)."""
         return 2 ** (self.num_res_blocks - 1)
+
+    @property
+    def train_size_multiple(self) -> int:
+        """Training sizes are multiples of this: D's U-Net pools 2x in each of its blocks."""
+        return 2 ** self.num_res_blocks
 
     def class_name(self, idx: int) -> str:
         return self.class_names[idx] if self.class_names is not None else f"class_{idx}"
@@ -77,6 +105,10 @@ class DataConfig:
     """How training images are read."""
 
     load_size: int = 286  # training images are resized to this (width) before the random crop
+    # resize_and_crop: the official resize to load_size x load_size/aspect_ratio (distorts photos
+    # of another aspect ratio); scale_shortside_and_crop: one scale factor that covers that box,
+    # then the crop (SPADE's mode; evaluation takes the centre). See oasisgan.data.transforms.
+    preprocess_mode: str = "resize_and_crop"
     no_flip: bool = False
     num_workers: int = 4
 
@@ -200,10 +232,13 @@ class OASISConfig:
             bad("dontcare_label", f"must lie in 0..{self.semantic_nc - 1} or be null")
         if self.num_res_blocks < 2:
             bad("num_res_blocks", "must be at least 2")
-        m = self.size_multiple
+        if self.aspect_ratio <= 0 or self.crop_size < 1:
+            bad("aspect_ratio" if self.aspect_ratio <= 0 else "crop_size", "must be positive")
+        m = self.train_size_multiple
         if self.crop_size % m or self.height % m:
-            bad("crop_size", f"the image size {self.height}x{self.width} must be a multiple of {m} "
-                f"(2**(num_res_blocks-1)) in both directions")
+            raise ConfigError(size_error(self.height, self.width, self.num_res_blocks))
+        if self.preprocess_mode not in PREPROCESS_MODES:
+            bad("preprocess_mode", f"must be one of {', '.join(PREPROCESS_MODES)}")
         self.batch_d_calls = _on_off_auto(self.batch_d_calls)
         if self.batch_d_calls not in ("auto", "on", "off"):
             bad("batch_d_calls", "must be one of auto, on, off")
@@ -352,6 +387,17 @@ PRESETS: Dict[str, Dict[str, Any]] = {
                 batch_size=4, num_epochs=200, iters=1200, num_workers=2, freq_print=300,
                 freq_save_latest=300, freq_save_ckpt=0, freq_fid=0, bn_stats_batches=20, log_every=10),
 }
+# CamVid street scenes (SegNet release, 480x360 photos): the CPU recipe of docs/quality.md, chosen
+# from measured speed on 2 cores (128x96 keeps the photos' 4:3; 5 blocks fit 96 = 3 x 32; bf16
+# autocast 1.6x faster per iteration than float32 there) with the toy's measured optimiser settings.
+PRESETS["camvid"] = dict(
+    dataset="camvid", semantic_nc=12, dontcare_label=11, crop_size=128, load_size=144,
+    aspect_ratio=4 / 3, preprocess_mode="scale_shortside_and_crop", channels_G=16, channels_D=16,
+    num_res_blocks=5, spade_hidden=64, z_dim=64, sn_init_gain=1.0, lr_g=8e-4, lr_d=8e-4,
+    lambda_labelmix=10.0, ema_decay=0.999, batch_size=4, num_epochs=200, iters=12000, amp="bf16",
+    num_workers=1, freq_print=500, freq_save_latest=250, freq_save_ckpt=1000, freq_fid=0,
+    bn_stats_batches=20, log_every=10)
+
 # Presets whose classes come from the data (`semantic_nc=0` until the classes file is read).
 DATA_DEFINED_PRESETS = ("custom", "toy")
 

@@ -20,7 +20,8 @@ def register(sub) -> None:
                                     "unknown colours, size mismatches, ...), 0 otherwise.")
     add_preset_args(c, required=True)
     c.add_argument("--root", required=True, help="dataset root folder")
-    c.add_argument("--split", choices=["train", "val", "all"], default="all", help="split(s) to scan")
+    c.add_argument("--split", choices=["train", "val", "test", "all"], default="all",
+                   help="split(s) to scan (all: train and val)")
     c.add_argument("--mode", choices=["full", "headers", "sample", "auto"], default="full",
                    help="full: decode every file (default); headers: open every file and check its size "
                         "and end-of-file marker, decode a sample of 16 pairs; sample: only the 16 pairs; "

@@ -131,7 +131,7 @@ class PairedDataset(torch.utils.data.Dataset):
             index += len(self)
         image, label = self.load(index)
         rng = item_rng(self.seed, epoch, index) if self.spec.random else None
-        params = sample_params(self.spec, rng)
+        params = sample_params(self.spec, rng, image.size)
         image, label = apply_pair(image, label, self.spec, params)
         arr = np.asarray(label)
         ids = pil_label_to_ids(label, self.cfg, self.pairs[index].label,
