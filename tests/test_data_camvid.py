@@ -181,3 +181,50 @@ def test_discriminator_takes_every_size_the_check_accepts():
         label[:, 1] = 1
         with torch.no_grad():
             assert d(g(label)).shape == (1, 5, h, w)
+
+
+# --- layout twins: the real-diversity reference of a dataset with one photo per layout ----------------------------
+def test_masked_spread_and_agreement():
+    from oasisgan.metrics.twins import agreement, masked_spread
+
+    a = torch.zeros(2, 3, 4, 4)
+    a[1, :, :2] = 1.0  # the two images differ by 1.0 (of [-1, 1]) in the top half only
+    top = torch.zeros(4, 4, dtype=torch.bool)
+    top[:2] = True
+    assert masked_spread(a, top) == pytest.approx(2 ** -0.5 * 127.5)
+    assert masked_spread(a, ~top) == 0.0
+    la, lb = torch.zeros(4, 4, dtype=torch.long), torch.zeros(4, 4, dtype=torch.long)
+    lb[0] = 1
+    la[3] = 11  # don't care in one map: not counted
+    assert float(agreement(la, lb, 11)) == pytest.approx(8 / 12)
+
+
+def test_twins_come_from_other_recordings(shared_dir):
+    from oasisgan.metrics.twins import find_twins
+
+    root = shared_dir / "datasets" / "camvid"
+    cfg = config_for_root("camvid")
+    val = build_dataset(cfg, root, "val")
+    twins = find_twins(cfg, root, val, 3)
+    assert all(t is not None for t in twins)
+    for twin_image, mask, agree in twins:
+        assert twin_image.shape == (3, 96, 128) and mask.shape == (96, 128)
+        assert 0.5 < agree <= 1.0 and 0.3 < float(mask.float().mean()) < 1.0
+    # every twin is a photo of another sequence than 0016E5 (the val photos' own)
+    train = build_dataset(cfg, root, "train", augment=False)
+    other = {i for i in range(len(train)) if sequence_of(train.pairs[i].name) != "0016E5"}
+    assert any(torch.equal(twins[0][0], train[i]["image"]) for i in other)
+
+
+def test_street_layouts_for_street_classes():
+    from oasisgan.data.street import street_classes, street_label
+
+    assert street_classes(["unlabeled", "road", "sidewalk", "building", "sky", "car"]) is not None
+    assert street_classes(["sky", "sea", "sand"]) is None
+    labs = [street_label(CAMVID_CLASSES, 96, 128, v) for v in range(4)]
+    assert not np.array_equal(labs[0], labs[1]) and np.array_equal(labs[2], street_label(CAMVID_CLASSES, 96, 128, 2))
+    for lab in labs:
+        assert lab.shape == (96, 128) and lab.max() < 11  # never the don't-care id
+        top, bottom = lab[:10], lab[-10:]
+        assert (top == 0).mean() > 0.2 and (bottom == 3).mean() > 0.4  # sky above, road below
+        assert (lab == 1).mean() > 0.1  # buildings

@@ -128,6 +128,14 @@ BUILTIN: Dict[str, Entry] = {e.name: e for e in (
               "official OASIS, COCO-Stuff, 256x256, 183 classes", 17.0, 44.1),
 )}
 
+# Models that ship inside the package (`oasisgan/zoo/NAME/`, save_pretrained folders): no download.
+ZOO = Path(__file__).resolve().parent / "zoo"
+_CAMVID_LICENSE = ("trained on CamVid (CC BY-NC 4.0): the weights are for non-commercial research use; "
+                   "oasisgan's code is MIT")
+BUILTIN["camvid"] = Entry(name="camvid", description="oasisgan, CamVid street scenes, 96x128, 12 classes "
+                          "(trained on 2 CPU cores; shipped in the package)", path=str(ZOO / "camvid"),
+                          preset="camvid", license=_CAMVID_LICENSE, origin="built-in (shipped)")
+
 REGISTRY_ENV = "OASISGAN_REGISTRY"
 
 
@@ -635,7 +643,8 @@ def list_models() -> List[Dict[str, Any]]:
         rows.append({
             "name": name, "kind": e.kind, "origin": e.origin, "description": e.description,
             "source": e.path or e.hub or e.url or "", "preset": e.preset,
-            "cached": model_dir(name).is_dir() and (model_dir(name) / "config.json").is_file(),
+            "cached": (model_dir(name).is_dir() and (model_dir(name) / "config.json").is_file())
+            or (e.kind == "path" and (Path(e.path).expanduser() / "config.json").is_file()),
             "partial_download": bool(part and part.exists()),
             "sha256": expected, "path": str(model_dir(name)),
         })

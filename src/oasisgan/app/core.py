@@ -380,7 +380,12 @@ def _pick(names: Sequence[str], role: str, taken: set, fallback: List[int], requ
 
 def example_label(names: Sequence[str], height: int, width: int, dontcare: Optional[int],
                   variant: int = 0) -> np.ndarray:
-    """A simple scene: sky, a far range, ground, a lake and a few blobs (variant moves things)."""
+    """A street (`oasisgan.data.street`) for models with sky, building and road classes; else a
+    simple scene: sky, a far range, ground, a lake and a few blobs (variant moves things)."""
+    from ..data.street import street_classes, street_label
+
+    if street_classes(names) is not None:
+        return street_label(names, height, width, variant)
     n = len(names)
     usable = [i for i in range(n) if i != dontcare] or [0]
     rng = np.random.default_rng(variant)

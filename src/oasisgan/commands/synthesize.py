@@ -34,7 +34,12 @@ def register(sub) -> None:
                     "don't care) or colour PNGs in the model's palette. Writes each image with the noise "
                     "that made it (reusable with --z-file), the colourised label and a grid per label map.")
     p.add_argument("--checkpoint", required=True, metavar="CKPT_OR_NAME", help=CHECKPOINT_HELP)
-    p.add_argument("--labels", required=True, metavar="PATH", help="a label file or a folder of label files")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--labels", metavar="PATH", help="a label file or a folder of label files")
+    src.add_argument("--examples", type=int, nargs="?", const=6, metavar="N",
+                     help="N example label maps drawn for the model's classes instead of files (default 6): "
+                          "streets for street-scene models such as `camvid`, else the painter's landscape; "
+                          "written to OUT/examples/")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--samples", type=int, default=1, metavar="K",
                    help="images per label map (with --resample-classes/--mask: resampled variants); default 1")
@@ -77,6 +82,31 @@ def label_files(path: Path) -> List[Path]:
     files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in LABEL_EXTENSIONS)
     if not files:
         raise DataError(f"{path}: no label files ({', '.join(LABEL_EXTENSIONS)}) in this folder")
+    return files
+
+
+def write_examples(model, folder: Path, n: int, size) -> List[Path]:
+    """`n` example label maps for the model's classes (the painter's examples) as index PNGs."""
+    import numpy as np
+    from PIL import Image
+
+    from ..app.core import example_label
+    from ..data.labelmaps import label_convention
+    from ..errors import DataError
+
+    if not 1 <= n <= 100:
+        raise DataError(f"--examples {n}: choose 1 to 100 label maps")
+    cfg = model.config
+    names = [cfg.class_name(i) for i in range(cfg.semantic_nc)]
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for k in range(n):
+        path = folder / f"example_{k:02d}.png"
+        lab = example_label(names, size[0], size[1], cfg.dontcare_label, k)
+        if label_convention(cfg) == "coco":  # written in the dataset's own ids, as a user's file is
+            lab = np.where(lab == 0, 255, lab - 1)
+        Image.fromarray(lab.astype(np.uint8 if cfg.semantic_nc <= 256 else np.int32)).save(path)
+        files.append(path)
     return files
 
 
@@ -153,7 +183,10 @@ def run(args: argparse.Namespace) -> int:
             h, w = S.valid_size(size[0], size[1], mult)
             raise S.SynthesisError(f"--size {args.size}: sizes must be multiples of {mult} for this model, "
                                    f"e.g. --size {h}x{w}")
-    files = label_files(Path(args.labels))
+    if args.examples is not None:
+        files = write_examples(model, Path(args.out) / "examples", args.examples, size or train_size)
+    else:
+        files = label_files(Path(args.labels))
     if size is None:
         print("output size: each label map's own (--native-size)", file=sys.stderr)
     else:
