@@ -108,17 +108,14 @@ def main() -> int:
     import yaml
 
     from oasisgan import load
-    from oasisgan.checkpoint import read_checkpoint
-
     model = load(args.checkpoint, discriminator=True)
-    ckpt = read_checkpoint(args.checkpoint)
     run_cfg = yaml.safe_load((args.checkpoint.parent.parent / "config.yaml").read_text()) \
         if (args.checkpoint.parent.parent / "config.yaml").is_file() else {}
     report = json.loads(args.eval.read_text()) if args.eval else {}
     curve: dict = {}
     if args.curve:
         rows = next(iter(json.loads(args.curve.read_text())["runs"].values()))
-        it = int((ckpt.get("training") or {}).get("iteration", model.meta.get("iteration") or 0))
+        it = int(model.meta.get("iteration") or 0)
         at = [r for r in rows if r["iteration"] <= it and "hours" in r]
         curve["hours"] = at[-1]["hours"] if at else None
         zero = [r for r in rows if r["iteration"] == 0]
@@ -138,8 +135,7 @@ def main() -> int:
                 seg[k] = {n: t.half() if torch.is_tensor(t) and t.is_floating_point() and t.numel() > 4096 else t
                           for n, t in v.items()}
         torch.save(seg, args.out / "reference_segmenter.pt")
-    (args.out / "README.md").write_text(card(args.name, model.config, {"iteration": ckpt.get("training", {}).get(
-        "iteration", model.meta.get("iteration"))}, run_cfg, report, curve, seg_info))
+    (args.out / "README.md").write_text(card(args.name, model.config, model.meta, run_cfg, report, curve, seg_info))
     total = sum(p.stat().st_size for p in args.out.iterdir())
     print(f"wrote {args.out} ({total / 2**20:.1f} MiB): {', '.join(sorted(p.name for p in args.out.iterdir()))}")
     return 0

@@ -228,3 +228,21 @@ def test_street_layouts_for_street_classes():
         top, bottom = lab[:10], lab[-10:]
         assert (top == 0).mean() > 0.2 and (bottom == 3).mean() > 0.4  # sky above, road below
         assert (lab == 1).mean() > 0.1  # buildings
+
+
+@pytest.mark.slow
+def test_short_camvid_training_end_to_end(shared_dir, tmp_path):
+    """The camvid preset as shipped (bf16 autocast included), a few iterations on the real photos,
+    then the checkpoint synthesises a validation label map."""
+    import oasisgan
+
+    root, out = shared_dir / "datasets" / "camvid", tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "oasisgan.cli", "train", "--preset", "camvid", "--data-root", str(root),
+                        "--out", str(out), "--iters", "3", "--num-workers", "0", "--no-progress",
+                        "--set", "freq_save_ckpt=0"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    model = oasisgan.load(out / "checkpoints" / "latest.ckpt")
+    assert model.config.preset == "camvid" and model.meta.get("iteration") == 3
+    val = build_dataset(model.config, root, "val", augment=False)
+    img = model.synthesize(val[0]["label"], seed=0)
+    assert img.shape == (1, 3, 96, 128) and torch.isfinite(img).all()
