@@ -13,7 +13,9 @@ with `weights_only=True`, so loading one never executes pickled code. Keys:
 """
 from __future__ import annotations
 
+import glob
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
@@ -74,12 +76,13 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temporaries(folder: Union[str, Path]) -> int:
-    """Delete the temporary files of saves that were killed mid-write (``.<name>.<pid>.<rand>.tmp``
-    whose process is gone; older names without a pid too). Each is a whole checkpoint's size.
-    Returns how many were removed."""
+def remove_stale_temporaries(folder: Union[str, Path], prefix: Optional[str] = None) -> int:
+    """Delete the temporaries of saves that were killed mid-write (``.<name>.<pid>.<rand>.tmp``
+    whose process is gone; older names without a pid too): files of a checkpoint save, folders of
+    a save_pretrained or an import. Each is a whole model's size. `prefix`: only those of the
+    output `<prefix>` (in a folder that is not all ours). Returns how many were removed."""
     removed = 0
-    for p in Path(folder).glob(".*" + TMP_SUFFIX):
+    for p in Path(folder).glob(f".{glob.escape(prefix)}.*{TMP_SUFFIX}" if prefix else ".*" + TMP_SUFFIX):
         parts = p.name[1:-len(TMP_SUFFIX)].split(".")
         if len(parts) < 3:  # not ours: ours are .<file name with extension>[.<pid>].<random>.tmp
             continue
@@ -87,7 +90,10 @@ def remove_stale_temporaries(folder: Union[str, Path]) -> int:
         if pid is not None and (pid == os.getpid() or _pid_alive(pid)):  # a save in progress
             continue
         try:
-            p.unlink()
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
             removed += 1
         except OSError:
             pass

@@ -25,6 +25,9 @@ def register(sub) -> None:
     p.add_argument("--format", default="onnx", choices=["onnx", "safetensors"],
                    help="onnx (a file) or safetensors (a folder, Hub convention); default onnx")
     p.add_argument("--out", required=True, metavar="PATH", help="output file (.onnx) or folder (safetensors)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing output: the .onnx file, or in an existing folder only the files "
+                        "a safetensors export writes (nothing else there is touched)")
     p.add_argument("--discriminator", action="store_true",
                    help="safetensors: also write the discriminator (discriminator.safetensors)")
     p.add_argument("--height", type=int, default=None, help="trace/check height (default: the model's)")
@@ -41,10 +44,12 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..export import ExportError, export_onnx
+    from ..outputs import check_output_file
     from ..pretrained import from_pretrained
 
     if args.format == "safetensors":
         return _run_safetensors(args)
+    check_output_file(args.out, args.force)
     model = from_pretrained(args.checkpoint, device="cpu", discriminator=False)
     try:
         rep = export_onnx(model, args.out, height=args.height, width=args.width, opset=args.opset,
@@ -80,10 +85,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_safetensors(args: argparse.Namespace) -> int:
+    from ..hub import SAVED_FILES
+    from ..outputs import check_output_dir
     from ..pretrained import from_pretrained
 
+    check_output_dir(args.out, SAVED_FILES, args.force)  # before the model is loaded
     model = from_pretrained(args.checkpoint, device="cpu", discriminator=args.discriminator)
-    out = model.save_pretrained(args.out, discriminator=args.discriminator)
+    out = model.save_pretrained(args.out, discriminator=args.discriminator, force=args.force)
     files = sorted(p.name for p in out.iterdir())
     if args.json:
         print(json.dumps({"path": str(out), "files": files}))
