@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from .common import CHECKPOINT_HELP
+from .common import CHECKPOINT_HELP, number
 
 
 def register(sub) -> None:
@@ -30,12 +30,12 @@ def register(sub) -> None:
                         "a safetensors export writes (nothing else there is touched)")
     p.add_argument("--discriminator", action="store_true",
                    help="safetensors: also write the discriminator (discriminator.safetensors)")
-    p.add_argument("--height", type=int, default=None, help="trace/check height (default: the model's)")
-    p.add_argument("--width", type=int, default=None, help="trace/check width (default: the model's)")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--height", type=number(int, 1, 8192), default=None, help="trace/check height (default: the model's)")
+    p.add_argument("--width", type=number(int, 1, 8192), default=None, help="trace/check width (default: the model's)")
+    p.add_argument("--opset", type=number(int, 7, 30), default=17, help="ONNX opset (default 17)")
     p.add_argument("--static-size", action="store_true",
                    help="fix height and width in the graph (only the batch stays dynamic)")
-    p.add_argument("--atol", type=float, default=1e-4,
+    p.add_argument("--atol", type=number(float, 0, 1e3), default=1e-4,
                    help="largest accepted |onnxruntime - PyTorch| (default 1e-4)")
     p.add_argument("--no-check", action="store_true", help="skip the onnxruntime check")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
