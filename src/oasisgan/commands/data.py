@@ -35,7 +35,8 @@ def register(sub) -> None:
                         description="Procedural outdoor scenes (9 ids: don't care + 8 classes) in the custom "
                                     "layout, with classes.yaml; deterministic per seed.")
     t.add_argument("--out", required=True, help="output folder")
-    t.add_argument("--size", type=number(int, 16, 4096), default=64, help="image size (multiple of 16; default 64)")
+    t.add_argument("--size", type=number(int, 16, 4096), default=64,
+                   help="image size (multiple of 16; default 64)")
     t.add_argument("--train", type=number(int, 1, 10**7), default=2000, help="training images (default 2000)")
     t.add_argument("--val", type=number(int, 1, 10**7), default=200, help="validation images (default 200)")
     t.add_argument("--seed", type=number(int, *SEED), default=0)

@@ -56,7 +56,8 @@ def register(sub) -> None:
                    help="reference segmenter for FSD (default: --segmenter if it is one, or "
                         "DATA_ROOT/reference_segmenter.pt)")
     g = p.add_argument_group("diversity")
-    g.add_argument("--samples", type=number(int, 1, 1000), default=10, metavar="K", help="images per label map")
+    g.add_argument("--samples", type=number(int, 1, 1000), default=10, metavar="K",
+                   help="images per label map")
     g.add_argument("--diversity-maps", type=number(int, 0, 10**6), default=50, metavar="N",
                    help="label maps used for diversity (0: all)")
     g.add_argument("--lpips-net", default="alex", choices=["alex", "vgg", "squeeze"])
@@ -66,7 +67,8 @@ def register(sub) -> None:
                    help="LPIPS linear weights (official lpips/weights/v0.1/<net>.pth)")
     g = p.add_argument_group("run")
     g.add_argument("--split", default="val", help="dataset split")
-    g.add_argument("--max-images", type=number(int, 1, 10**9), default=None, metavar="N", help="use the first N images only")
+    g.add_argument("--max-images", type=number(int, 1, 10**9), default=None, metavar="N",
+                   help="use the first N images only")
     g.add_argument("--batch-size", type=number(int, 1, 4096), default=16)
     g.add_argument("--seed", type=number(int, *SEED), default=0, help="seed of the noise")
     g.add_argument("--num-workers", type=number(int, 0, 256), default=2, help="data loading processes")

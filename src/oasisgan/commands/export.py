@@ -30,8 +30,10 @@ def register(sub) -> None:
                         "a safetensors export writes (nothing else there is touched)")
     p.add_argument("--discriminator", action="store_true",
                    help="safetensors: also write the discriminator (discriminator.safetensors)")
-    p.add_argument("--height", type=number(int, 1, 8192), default=None, help="trace/check height (default: the model's)")
-    p.add_argument("--width", type=number(int, 1, 8192), default=None, help="trace/check width (default: the model's)")
+    p.add_argument("--height", type=number(int, 1, 8192), default=None,
+                   help="trace/check height (default: the model's)")
+    p.add_argument("--width", type=number(int, 1, 8192), default=None,
+                   help="trace/check width (default: the model's)")
     p.add_argument("--opset", type=number(int, 7, 30), default=17, help="ONNX opset (default 17)")
     p.add_argument("--static-size", action="store_true",
                    help="fix height and width in the graph (only the batch stays dynamic)")

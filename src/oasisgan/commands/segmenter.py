@@ -27,14 +27,17 @@ def register(sub) -> None:
                    help="training iterations (default: 600 for images of at most 64x64, where it scores "
                         "0.98 mIoU on the toy data in under 3 minutes on 2 CPU cores; else 3000)")
     t.add_argument("--batch-size", type=number(int, 1, 4096), default=16)
-    t.add_argument("--lr", type=number(float, 0, 1, lo_open=True), default=1e-3, help="Adam learning rate (cosine decay)")
-    t.add_argument("--width", type=number(int, 1, 1024), default=None, help="U-Net base width (default: 16 for small images, else 32)")
+    t.add_argument("--lr", type=number(float, 0, 1, lo_open=True), default=1e-3,
+                   help="Adam learning rate (cosine decay)")
+    t.add_argument("--width", type=number(int, 1, 1024), default=None,
+                   help="U-Net base width (default: 16 for small images, else 32)")
     t.add_argument("--depth", type=number(int, 1, 10), default=None,
                    help="U-Net downsamplings, capped by the image size (default: 3 for small images, else 4)")
     t.add_argument("--device", default=None, help="cpu | cuda | cuda:K (default: cuda when available)")
     t.add_argument("--seed", type=number(int, *SEED), default=0)
     t.add_argument("--num-workers", type=number(int, 0, 256), default=0)
-    t.add_argument("--val-max-images", type=number(int, 1, 10**9), default=None, help="score on the first N validation images")
+    t.add_argument("--val-max-images", type=number(int, 1, 10**9), default=None,
+                   help="score on the first N validation images")
     t.add_argument("--no-progress", action="store_true")
     t.add_argument("--json", action="store_true", help="print one JSON object")
     t.set_defaults(func=run_train)

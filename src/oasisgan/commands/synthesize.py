@@ -60,7 +60,8 @@ def register(sub) -> None:
                    help="write N frames between two noises (seeds S and S+1, or the first two of --z-file; "
                         "with --resample-classes/--mask only the region changes) and an animated GIF")
     p.add_argument("--slerp", action="store_true", help="spherical instead of linear interpolation")
-    p.add_argument("--gif-ms", type=number(int, 1, 60000), default=80, help="GIF frame duration in milliseconds (default 80)")
+    p.add_argument("--gif-ms", type=number(int, 1, 60000), default=80,
+                   help="GIF frame duration in milliseconds (default 80)")
     p.add_argument("--device", default="auto", help="auto (GPU when available), cpu, cuda, cuda:1 ...")
     p.add_argument("--skip-bad", action="store_true",
                    help="with a folder: report bad label files and go on (exit code 2 at the end)")
