@@ -13,7 +13,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 from .allocator import MODES as MALLOC_MODES
 
@@ -168,6 +168,42 @@ class RuntimeConfig:
     tune_malloc: str = "reuse"
 
 
+class Range(NamedTuple):
+    """Allowed values of a numeric field: lo..hi, either end open (excluded) or None (no bound)."""
+
+    lo: Optional[float]
+    hi: Optional[float]
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def __contains__(self, v) -> bool:
+        return ((self.lo is None or (v > self.lo if self.lo_open else v >= self.lo))
+                and (self.hi is None or (v < self.hi if self.hi_open else v <= self.hi)))
+
+    def __str__(self) -> str:
+        lo = "-inf" if self.lo is None else f"{self.lo:g}"
+        hi = "inf" if self.hi is None else f"{self.hi:g}"
+        return f"{'(' if self.lo_open or self.lo is None else '['}{lo}, {hi}{')' if self.hi_open or self.hi is None else ']'}"
+
+
+# The range of every numeric field (its type comes from the dataclasses above): what the
+# networks, the optimiser and the data pipeline can work with, generously above the paper's
+# values; `validate` refuses anything else by name. Every float must also be finite.
+RANGES: Dict[str, Range] = {
+    "semantic_nc": Range(2, 65536), "dontcare_label": Range(0, 65535), "crop_size": Range(1, 8192),
+    "aspect_ratio": Range(1 / 16, 16), "channels_G": Range(1, 1024), "num_res_blocks": Range(2, 12),
+    "z_dim": Range(1, 1024), "spade_ks": Range(1, 15), "spade_hidden": Range(1, 4096),
+    "sn_init_gain": Range(0, 100, lo_open=True), "channels_D": Range(1, 1024),
+    "load_size": Range(1, 16384), "num_workers": Range(0, 256),
+    "lambda_labelmix": Range(0, 1e6), "lambda_vgg": Range(0, 1e6), "batch_size": Range(1, 65536),
+    "num_epochs": Range(1, 10**6), "iters": Range(1, 10**10), "lr_g": Range(0, 1, lo_open=True),
+    "lr_d": Range(0, 1, lo_open=True), "beta1": Range(0, 1, hi_open=True), "beta2": Range(0, 1, hi_open=True),
+    "ema_decay": Range(0, 1, hi_open=True), "bn_stats_batches": Range(0, 10**6), "seed": Range(0, 2**32 - 1),
+    "freq_print": Range(0, None), "freq_save_latest": Range(0, None), "freq_save_ckpt": Range(0, None),
+    "freq_fid": Range(0, None), "log_every": Range(0, None),
+}
+
+
 PARTS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "runtime": RuntimeConfig}
 # flat field name -> the part that holds it
 FIELD_PART: Dict[str, str] = {f.name: part for part, cls in PARTS.items() for f in fields(cls)}
@@ -224,22 +260,28 @@ class OASISConfig:
 
     def validate(self) -> "OASISConfig":
         def bad(name: str, why: str):
-            raise ConfigError(f"config field '{name}' = {getattr(self, name)!r}: {why}")
+            text = repr(getattr(self, name))
+            raise ConfigError(f"config field '{name}' = {text if len(text) <= 60 else text[:56] + ' ...'}: {why}")
 
+        self.batch_d_calls = _on_off_auto(self.batch_d_calls)
+        for name, t in _field_types().items():  # every field's type, then its range
+            why = _type_mismatch(getattr(self, name), t)
+            if why:
+                bad(name, why)
+            value = getattr(self, name)
+            if name in RANGES and value is not None and value not in RANGES[name]:
+                bad(name, f"must lie in {RANGES[name]}")
         if self.semantic_nc < 2:
             bad("semantic_nc", "needs at least 2 label channels")
         if self.dontcare_label is not None and not 0 <= self.dontcare_label < self.semantic_nc:
             bad("dontcare_label", f"must lie in 0..{self.semantic_nc - 1} or be null")
         if self.num_res_blocks < 2:
             bad("num_res_blocks", "must be at least 2")
-        if self.aspect_ratio <= 0 or self.crop_size < 1:
-            bad("aspect_ratio" if self.aspect_ratio <= 0 else "crop_size", "must be positive")
         m = self.train_size_multiple
         if self.crop_size % m or self.height % m:
             raise ConfigError(size_error(self.height, self.width, self.num_res_blocks))
         if self.preprocess_mode not in PREPROCESS_MODES:
             bad("preprocess_mode", f"must be one of {', '.join(PREPROCESS_MODES)}")
-        self.batch_d_calls = _on_off_auto(self.batch_d_calls)
         if self.batch_d_calls not in ("auto", "on", "off"):
             bad("batch_d_calls", "must be one of auto, on, off")
         if self.tune_malloc not in MALLOC_MODES:
@@ -261,6 +303,8 @@ class OASISConfig:
             bad("class_names", f"has {len(self.class_names)} names for {self.semantic_nc} classes")
         if self.palette is not None and len(self.palette) != self.semantic_nc:
             bad("palette", f"has {len(self.palette)} colours for {self.semantic_nc} classes")
+        if self.palette is not None and any(len(c) != 3 or not all(0 <= v <= 255 for v in c) for c in self.palette):
+            bad("palette", "every colour must be [r, g, b] with values in 0..255")
         return self
 
     # --- (de)serialisation ---------------------------------------------------------------------
@@ -322,6 +366,41 @@ def _field_types() -> Dict[str, Any]:
     for cls in PARTS.values():
         out.update(typing.get_type_hints(cls))
     return out
+
+
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}
+
+
+def _type_mismatch(value: Any, t: Any) -> Optional[str]:
+    """Why `value` is not of the declared type `t` (None when it is). Strict: the string "false"
+    is not a boolean, 16.5 and true are not integers; integers are numbers."""
+    import math
+    import typing
+
+    args = typing.get_args(t)
+    if typing.get_origin(t) is Union and type(None) in args:
+        if value is None:
+            return None
+        t = next(a for a in args if a is not type(None))
+    if typing.get_origin(t) in (list, List):
+        if not isinstance(value, list):
+            return f"must be a list, not {type(value).__name__}"
+        for item in value:
+            why = _type_mismatch(item, typing.get_args(t)[0])
+            if why:
+                return f"item {item!r}: {why}"
+        return None
+    if t is bool:
+        ok = isinstance(value, bool)
+    elif t is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif t is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok and not math.isfinite(value):
+            return "must be a finite number"
+    else:
+        ok = isinstance(value, t)
+    return None if ok else f"must be {_TYPE_NAMES.get(t, getattr(t, '__name__', t))}, not {type(value).__name__}"
 
 
 def parse_value(name: str, text: str) -> Any:
@@ -439,7 +518,9 @@ def load_config_file(path: Union[str, Path]) -> Dict[str, Any]:
     unknown = sorted(set(data) - set(FIELD_PART))
     if unknown:
         raise ConfigError(f"config file {path}: unknown field(s) {', '.join(unknown)}")
-    return data
+    floats = {k for k, t in _field_types().items() if t in (float, Optional[float])}
+    # YAML 1.1 reads 1e-4 (no dot) as a string: numbers of float fields are read as numbers
+    return {k: parse_value(k, v) if k in floats and isinstance(v, str) else v for k, v in data.items()}
 
 
 # Official option name -> our field (and a converter); used to read opt.pkl / opt.txt.

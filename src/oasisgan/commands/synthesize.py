@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import List
 
-from .common import CHECKPOINT_HELP
+from .common import CHECKPOINT_HELP, SEED, number
 
 LABEL_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm")
 
@@ -41,9 +41,9 @@ def register(sub) -> None:
                           "streets for street-scene models such as `camvid`, else the painter's landscape; "
                           "written to OUT/examples/")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--samples", type=int, default=1, metavar="K",
+    p.add_argument("--samples", type=number(int, 1, 1000), default=1, metavar="K",
                    help="images per label map (with --resample-classes/--mask: resampled variants); default 1")
-    p.add_argument("--seed", type=int, default=0, metavar="S",
+    p.add_argument("--seed", type=number(int, *SEED), default=0, metavar="S",
                    help="sample K uses seed S+K (default 0), drawn on the CPU: same images on CPU and GPU")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--size", default=None, metavar="HxW",
@@ -51,7 +51,7 @@ def register(sub) -> None:
                            "(default: the model's training size)")
     size.add_argument("--native-size", action="store_true",
                       help="keep each label map's own size instead of resizing it to the training size")
-    p.add_argument("--batch-size", type=int, default=None, metavar="B",
+    p.add_argument("--batch-size", type=number(int, 1, 4096), default=None, metavar="B",
                    help="images per forward pass (default 8); several label maps of one size share a pass")
     p.add_argument("--z-file", default=None, metavar="F",
                    help="use this noise (.npy/.npz/.pt, e.g. one written beside an image): shape (z_dim,), "
@@ -61,11 +61,12 @@ def register(sub) -> None:
                         "only where the label has these classes")
     p.add_argument("--mask", default=None, metavar="PNG",
                    help="resample the noise only where this mask is non-zero (resized to the label, nearest)")
-    p.add_argument("--interpolate", type=int, default=None, metavar="N",
+    p.add_argument("--interpolate", type=number(int, 1, 10000), default=None, metavar="N",
                    help="write N frames between two noises (seeds S and S+1, or the first two of --z-file; "
                         "with --resample-classes/--mask only the region changes) and an animated GIF")
     p.add_argument("--slerp", action="store_true", help="spherical instead of linear interpolation")
-    p.add_argument("--gif-ms", type=int, default=80, help="GIF frame duration in milliseconds (default 80)")
+    p.add_argument("--gif-ms", type=number(int, 1, 60000), default=80,
+                   help="GIF frame duration in milliseconds (default 80)")
     p.add_argument("--device", default="auto", help="auto (GPU when available), cpu, cuda, cuda:1 ...")
     p.add_argument("--skip-bad", action="store_true",
                    help="with a folder: report bad label files and go on (exit code 2 at the end)")

@@ -483,8 +483,7 @@ def pixel_spread(images: torch.Tensor) -> float:
 def _real_looks(item, looks, cfg) -> Optional[torch.Tensor]:
     """The real looks of a dataset item ((K, 3, H, W) in [-1, 1]): its image and the other renders
     of its label map (`oasis data toy --appearances K`); None when it has none."""
-    from PIL import Image
-
+    from ..data.photos import read_photo
     from ..data.transforms import BICUBIC, image_to_tensor
 
     files = looks.get(Path(str(item.get("name", ""))).name)
@@ -492,11 +491,10 @@ def _real_looks(item, looks, cfg) -> Optional[torch.Tensor]:
         return None
     imgs = [torch.as_tensor(item["image"])]
     for f in files:
-        with Image.open(f) as im:
-            im = im.convert("RGB")
-            if im.size != (cfg.width, cfg.height):
-                im = im.resize((cfg.width, cfg.height), BICUBIC)
-            imgs.append(image_to_tensor(im))
+        im = read_photo(f)
+        if im.size != (cfg.width, cfg.height):
+            im = im.resize((cfg.width, cfg.height), BICUBIC)
+        imgs.append(image_to_tensor(im))
     return torch.stack(imgs)
 
 

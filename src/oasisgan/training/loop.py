@@ -36,7 +36,7 @@ import torch.nn as nn
 
 from ..accel import accelerate
 from ..allocator import tune_cpu_allocator
-from ..checkpoint import (CheckpointError, atomic_save, make_checkpoint, read_checkpoint,
+from ..checkpoint import (CheckpointError, CheckpointWriteError, atomic_save, make_checkpoint, read_checkpoint,
                           remove_stale_temporaries)
 from ..config import ConfigError, OASISConfig, RuntimeConfig, flat_fields
 from ..data.loader import batches_per_epoch, epoch_loader, fixed_batch
@@ -433,7 +433,12 @@ class Trainer:
         path = None
         for name in names:
             path = self.ckpt_dir / f"{name}.ckpt"
-            atomic_save(ckpt if name == "latest" else dict(ckpt, training=None), path)
+            try:
+                atomic_save(ckpt if name == "latest" else dict(ckpt, training=None), path)
+            except CheckpointWriteError as e:  # disk full, read-only: say where and what is kept
+                kept = ", kept" if (self.ckpt_dir / "latest.ckpt").is_file() else ""
+                raise CheckpointWriteError(path, e.reason, f"iteration {step} is not saved; "
+                                                           f"{self._last_good()}{kept}") from None
         return path
 
     def _last_good(self) -> str:
