@@ -90,7 +90,7 @@ def untrained_model(run: Path, data_root: Path):
     return OASISModel(cfg, gen.eval().requires_grad_(False))
 
 
-def evaluate_run(run: Path, data_root: Path, segmenter, args) -> List[Dict]:
+def evaluate_run(run: Path, data_root: Path, segmenter, args, done: Dict[int, Dict] = None) -> List[Dict]:
     from oasisgan import load
     from oasisgan.metrics import evaluate_report
 
@@ -98,6 +98,9 @@ def evaluate_run(run: Path, data_root: Path, segmenter, args) -> List[Dict]:
     hours = training_hours(run)
     todo = [(0, None)] if args.untrained else []
     for it, path in todo + checkpoints(run):
+        if done and it in done and (path is None or path.name != "latest.ckpt"):
+            rows.append(done[it])  # --reuse: evaluated by an earlier call
+            continue
         torch.manual_seed(0)
         model = untrained_model(run, data_root) if path is None else load(path)
         report = evaluate_report(model, model.config, data_root, ("miou", "fsd", "spread"), segmenter=segmenter,
@@ -184,6 +187,8 @@ def main() -> int:
     ap.add_argument("--hours", action="store_true",
                     help="also plot against training hours (<out>_hours.png), from each run's log.jsonl")
     ap.add_argument("--replot", action="store_true", help="only redraw the plot from <out>.json")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep the rows of <out>.json and evaluate only checkpoints it lacks")
     args = ap.parse_args()
     torch.set_grad_enabled(False)
     seg = args.segmenter or str(args.data_root / "reference_segmenter.pt")
@@ -192,10 +197,13 @@ def main() -> int:
         curves = json.loads(data_path.read_text())["runs"]
     else:
         curves = {}
+        old = json.loads(data_path.read_text())["runs"] if args.reuse and data_path.is_file() else {}
         for spec in args.runs:
             name, _, d = str(spec).partition("=")
             run = Path(d) if d else Path(name)
-            curves[name if d else run.name] = evaluate_run(run, args.data_root, seg, args)
+            key = name if d else run.name
+            done = {r["iteration"]: r for r in old.get(key, [])}
+            curves[key] = evaluate_run(run, args.data_root, seg, args, done)
         data_path.write_text(json.dumps({"data_root": str(args.data_root), "segmenter": seg, "runs": curves},
                                         indent=1) + "\n")
     panels = [("miou_ratio", "mIoU generated / real"), ("spread_ratio", "diversity / real diversity"),
