@@ -36,7 +36,7 @@ def register(sub) -> None:
     p.add_argument("--checkpoint", required=True, metavar="CKPT_OR_NAME", help=CHECKPOINT_HELP)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--labels", metavar="PATH", help="a label file or a folder of label files")
-    src.add_argument("--examples", type=int, nargs="?", const=6, metavar="N",
+    src.add_argument("--examples", type=number(int, 1, 100), nargs="?", const=6, metavar="N",
                      help="N example label maps drawn for the model's classes instead of files (default 6): "
                           "streets for street-scene models such as `camvid`, else the painter's landscape; "
                           "written to OUT/examples/")
@@ -93,10 +93,7 @@ def write_examples(model, folder: Path, n: int, size) -> List[Path]:
 
     from ..app.core import example_label
     from ..data.labelmaps import label_convention
-    from ..errors import DataError
 
-    if not 1 <= n <= 100:
-        raise DataError(f"--examples {n}: choose 1 to 100 label maps")
     cfg = model.config
     names = [cfg.class_name(i) for i in range(cfg.semantic_nc)]
     folder.mkdir(parents=True, exist_ok=True)
