@@ -151,12 +151,15 @@ def test_unknown_preprocess_mode_is_refused():
 
 # --- sizes the networks can take ---------------------------------------------------------------------------------
 def test_size_that_cannot_work_names_nearest_sizes():
+    cfg = preset("custom", semantic_nc=5, crop_size=128, aspect_ratio=1.3333)  # the generator takes it
     with pytest.raises(ConfigError) as e:
-        preset("custom", semantic_nc=5, crop_size=128, aspect_ratio=1.3333)
+        cfg.check_trainable()  # the discriminator does not
     msg = str(e.value)
     assert "96x128" in msg and "multiples of 64" in msg and "128x128" in msg and "num_res_blocks=5" in msg
     assert "\n" not in msg
-    preset("custom", semantic_nc=5, crop_size=128, aspect_ratio=1.3333, num_res_blocks=5)  # 96 = 3 x 32
+    preset("custom", semantic_nc=5, crop_size=128, aspect_ratio=1.3333, num_res_blocks=5).check_trainable()
+    with pytest.raises(ConfigError, match="fit the generator.*multiples of 32"):
+        preset("custom", semantic_nc=5, crop_size=128, aspect_ratio=2.6667)  # 48: not even G's
 
 
 def test_train_cli_refuses_size_before_first_iteration(tmp_path, toy_root):

@@ -318,7 +318,7 @@ def test_registry_entry_import_uses_its_overrides_and_recorded_sum(home, server,
 def test_resolve_errors(home, tmp_path, monkeypatch):
     from oasisgan.checkpoint import CheckpointError
 
-    with pytest.raises(PretrainedError, match="unknown model 'nope'.*ade20k, cityscapes, coco-stuff"):
+    with pytest.raises(PretrainedError, match="unknown model 'nope'.*ade20k, camvid, cityscapes, coco-stuff"):
         from_pretrained("nope")
     with pytest.raises(CheckpointError, match="checkpoint not found: missing.ckpt"):
         from_pretrained("missing.ckpt")
@@ -340,7 +340,7 @@ def test_official_entries_and_class_names():
     from oasisgan.pretrained import BUILTIN, _with_class_names
 
     assert {n: e.archive for n, e in BUILTIN.items()} == {
-        "ade20k": "oasis_ade20k_pretrained.zip", "cityscapes": "oasis_cityscapes_pretrained.zip",
+        "ade20k": "oasis_ade20k_pretrained.zip", "cityscapes": "oasis_cityscapes_pretrained.zip", "camvid": None,
         "coco-stuff": "oasis_coco_pretrained.zip"}
     for name, entry in BUILTIN.items():
         cfg = _with_class_names(oasisgan.preset(entry.preset))

@@ -25,9 +25,10 @@ class ConfigError(ValueError):
 PREPROCESS_MODES = ("resize_and_crop", "scale_shortside_and_crop")
 
 
-def size_error(height: int, width: int, num_res_blocks: int) -> str:
-    """The one line for a generated size the networks cannot take, with the nearest that work."""
-    m = 2 ** num_res_blocks
+def size_error(height: int, width: int, num_res_blocks: int, training: bool = True) -> str:
+    """The one line for a generated size the networks cannot take, with the nearest that work:
+    for training both networks' (2**blocks), else the generator's (2**(blocks-1))."""
+    m = 2 ** num_res_blocks if training else 2 ** (num_res_blocks - 1)
 
     def near(v: int):
         lo = max(m, v // m * m)
@@ -39,10 +40,11 @@ def size_error(height: int, width: int, num_res_blocks: int) -> str:
         m2 = m // 2
         if height % m2 == 0 and width % m2 == 0:
             coarser = f"; or num_res_blocks={num_res_blocks - 1}, which takes multiples of {m2}"
+    why = (f"the discriminator's U-Net pools {num_res_blocks} times, the generator upsamples "
+           f"{num_res_blocks - 1} times" if training else f"the generator upsamples {num_res_blocks - 1} times")
     return (f"the generated size {height}x{width} (HxW, from crop_size={width} and aspect_ratio) does not "
-            f"fit the networks: with num_res_blocks={num_res_blocks} both sides must be multiples of {m} "
-            f"(the discriminator's U-Net pools {num_res_blocks} times, the generator upsamples "
-            f"{num_res_blocks - 1} times); nearest sizes that work: {', '.join(sizes)}{coarser}")
+            f"fit the {'networks' if training else 'generator'}: with num_res_blocks={num_res_blocks} both "
+            f"sides must be multiples of {m} ({why}); nearest sizes that work: {', '.join(sizes)}{coarser}")
 
 
 @dataclass
@@ -277,9 +279,9 @@ class OASISConfig:
             bad("dontcare_label", f"must lie in 0..{self.semantic_nc - 1} or be null")
         if self.num_res_blocks < 2:
             bad("num_res_blocks", "must be at least 2")
-        m = self.train_size_multiple
+        m = self.size_multiple
         if self.crop_size % m or self.height % m:
-            raise ConfigError(size_error(self.height, self.width, self.num_res_blocks))
+            raise ConfigError(size_error(self.height, self.width, self.num_res_blocks, training=False))
         if self.preprocess_mode not in PREPROCESS_MODES:
             bad("preprocess_mode", f"must be one of {', '.join(PREPROCESS_MODES)}")
         if self.batch_d_calls not in ("auto", "on", "off"):
@@ -337,6 +339,15 @@ class OASISConfig:
 
     def class_name(self, idx: int) -> str:
         return self.model.class_name(idx)
+
+    def check_trainable(self) -> "OASISConfig":
+        """`validate`, and a generated size the discriminator takes too: training checks this before
+        anything is written (a model for synthesis alone needs only the generator's multiple)."""
+        self.validate()
+        m = self.train_size_multiple
+        if self.crop_size % m or self.height % m:
+            raise ConfigError(size_error(self.height, self.width, self.num_res_blocks))
+        return self
 
 
 def flat_fields(data: Mapping[str, Any]) -> Dict[str, Any]:

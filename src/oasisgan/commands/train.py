@@ -84,7 +84,7 @@ def resolve_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = resolve_config(args)
+    cfg = resolve_config(args).check_trainable()
     if args.dry_run:
         print(format_config(cfg))
         return 0

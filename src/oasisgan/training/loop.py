@@ -128,7 +128,7 @@ class Trainer:
         ctx = self.ctx
         if eval_every is not None:
             cfg = cfg.replace(freq_fid=int(eval_every))
-        cfg.validate()
+        cfg.check_trainable()
         self.cfg, self.data_root = cfg, None if data_root is None else Path(data_root)
         self.out_dir = Path(out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
