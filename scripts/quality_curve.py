@@ -204,6 +204,7 @@ def main() -> int:
             key = name if d else run.name
             done = {r["iteration"]: r for r in old.get(key, [])}
             curves[key] = evaluate_run(run, args.data_root, seg, args, done)
+        data_path.parent.mkdir(parents=True, exist_ok=True)
         data_path.write_text(json.dumps({"data_root": str(args.data_root), "segmenter": seg, "runs": curves},
                                         indent=1) + "\n")
     panels = [("miou_ratio", "mIoU generated / real"), ("spread_ratio", "diversity / real diversity"),
