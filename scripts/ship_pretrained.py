@@ -8,7 +8,7 @@
 Writes a `save_pretrained` folder (config.json with the palette and class names, the EMA
 generator and the discriminator as safetensors, weights of more than 4096 values stored as
 float16 to halve the size; BatchNorm statistics and spectral-norm vectors stay float32), the
-reference segmenter that measured its figures (`reference_segmenter.pt`, float16), and a model
+reference segmenter that measured its figures (`reference_segmenter.pt`, as it was), and a model
 card (README.md) with the recipe, the training length and the figures of `--eval` (an
 `oasis evaluate --out` report) and `--curve` (scripts/quality_curve.py's JSON).
 """
@@ -80,14 +80,15 @@ def card(name: str, cfg, meta: dict, run_cfg: dict, report: dict, curve: dict, s
                            ("spread_ratio", "spread ratio (same pixels)")):
             if key in m:
                 lines.append(f"| {label} | {m[key]:.3f} |")
-        per_class = info.get("per_class_iou") or {}
+        per_class = report.get("per_class_iou") or info.get("per_class_iou") or {}
         floor = curve.get("untrained_per_class_iou") or {}
         if per_class:
             lines += ["", "| class | IoU | untrained generator |", "|---|---|---|"]
             for cname, v in per_class.items():
                 f = floor.get(cname)
                 lines.append(f"| {cname} | {v:.3f} | {'' if f is None else f'{f:.3f}'} |")
-        lines.append("")
+        lines += ["", "Untrained generator: the same architecture at initialisation (the run's seed), BatchNorm "
+                  "statistics collected as for a checkpoint: the floor a class's IoU must clear.", ""]
     lines += ["## Licence", "",
               "The weights were trained on CamVid (Brostow et al.; the SegNet release), which is licensed "
               "CC BY-NC 4.0: **the weights are for non-commercial research use.** oasisgan's code is MIT "
@@ -130,11 +131,7 @@ def main() -> int:
     if args.segmenter:
         seg = torch.load(args.segmenter, map_location="cpu", weights_only=True)
         seg_info = {k: v for k, v in seg.items() if isinstance(v, (int, float, str))}
-        for k, v in list(seg.items()):
-            if isinstance(v, dict):
-                seg[k] = {n: t.half() if torch.is_tensor(t) and t.is_floating_point() and t.numel() > 4096 else t
-                          for n, t in v.items()}
-        torch.save(seg, args.out / "reference_segmenter.pt")
+        shutil.copyfile(args.segmenter, args.out / "reference_segmenter.pt")  # float32: the figures' own
     (args.out / "README.md").write_text(card(args.name, model.config, model.meta, run_cfg, report, curve, seg_info))
     total = sum(p.stat().st_size for p in args.out.iterdir())
     print(f"wrote {args.out} ({total / 2**20:.1f} MiB): {', '.join(sorted(p.name for p in args.out.iterdir()))}")
