@@ -11,7 +11,7 @@ RUN ?= runs/toy
 # 2 CPU cores; `make quickstart QUICKSTART_FLAGS="--iters 6000"` continues the same run further.
 QUICKSTART_FLAGS ?= --num-workers 1
 
-.PHONY: setup quickstart test test-fast bench clean
+.PHONY: setup quickstart streets test test-fast bench clean
 
 setup: $(VENV)/.installed
 
@@ -39,6 +39,11 @@ quickstart: setup
 	@echo "done: sample grids in $(RUN)/samples, model $(RUN)/checkpoints/latest.ckpt,"
 	@echo "      synthesised images in $(RUN)/synthesized, figures in $(RUN)/eval.json"
 	@echo "      (tensorboard --logdir $(RUN)/tb)"
+
+# Street scenes from the CamVid model that ships in the package: no data, no download, no training.
+streets: setup
+	$(OASIS) synthesize --checkpoint camvid --examples 6 --out out/camvid --samples 3
+	@echo "street scenes in out/camvid (*_grid.png: label | 3 noises)"
 
 test: setup
 	$(PY) -m pytest -q

@@ -3,13 +3,23 @@
 
     python scripts/quality_curve.py --data-root data/toy --runs runs/toy [runs/other ...] \\
         [--segmenter data/toy/reference_segmenter.pt] --out docs/images/quality_curve.png
+    python scripts/quality_curve.py --preset camvid --data-root ../shared/datasets/camvid \\
+        --runs /work/runs/camvid --segmenter camvid_refseg.pt --untrained --hours \\
+        --out docs/images/camvid_curve.png
 
 For each run, each ``checkpoints/iter_<N>.ckpt`` (and ``latest.ckpt`` when it is newer) is
 evaluated with `oasisgan.metrics.evaluate_report` on the validation split: mIoU of the EMA
 generator's images under the reference segmenter, as a ratio to the segmenter's mIoU on the real
 images; FSD; and the per-pixel spread between noises as a ratio to the spread between the real
-looks of each label map (`oasis data toy --appearances K`). Writes ``<out>.json`` and a PNG with
+looks of each label map (`oasis data toy --appearances K`), or, for CamVid, to the spread between
+each photo and its layout twin (`oasisgan.metrics.twins`). Writes ``<out>.json`` and a PNG with
 one panel per figure (drawn with PIL: no plotting library needed).
+
+``--untrained`` adds iteration 0: the run's generator freshly initialised (its seed), with
+BatchNorm statistics collected as before a checkpoint: the floor that per-class IoUs are judged
+against. ``--hours`` also draws the curves against training hours, read off the run's
+``log.jsonl`` (iterations / logged speed, so time spent in saves and between resumed stretches is
+not counted; the CamVid runs use one CPU thread, so these are CPU-thread hours too).
 """
 from __future__ import annotations
 
@@ -39,18 +49,70 @@ def checkpoints(run: Path):
     return sorted(found.items())
 
 
-def evaluate_run(run: Path, data_root: Path, segmenter, args) -> List[Dict]:
+def training_hours(run: Path) -> Dict[int, float]:
+    """{iteration: hours of training up to it}, from the speed logged every few iterations."""
+    hours, total, prev = {0: 0.0}, 0.0, 0
+    log = run / "log.jsonl"
+    if not log.is_file():
+        return hours
+    for line in log.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        it, speed = row.get("iter"), row.get("speed/it_per_s")
+        if not isinstance(it, int) or not speed or it <= prev:
+            continue
+        total += (it - prev) / speed / 3600
+        hours[it], prev = total, it
+    return hours
+
+
+def untrained_model(run: Path, data_root: Path):
+    """The run's generator at initialisation, BatchNorm statistics collected as for a checkpoint."""
+    import yaml
+
+    from oasisgan.config import OASISConfig
+    from oasisgan.data import build_dataset
+    from oasisgan.labels import one_hot
+    from oasisgan.model import OASISModel
+    from oasisgan.nn import Generator
+    from oasisgan.training.ema import recollect_bn_stats
+
+    cfg = OASISConfig.from_dict(yaml.safe_load((run / "config.yaml").read_text()), strict=False)
+    torch.manual_seed(cfg.seed)
+    gen = Generator.from_config(cfg)
+    ds = build_dataset(cfg, data_root, "train")
+    n = cfg.batch_size
+    batches = [one_hot(torch.stack([ds[(i % len(ds), 0)]["label"] for i in range(k * n, (k + 1) * n)]),
+                       cfg.semantic_nc) for k in range(cfg.bn_stats_batches + 1)]
+    recollect_bn_stats(gen, batches, cfg.bn_stats_batches)
+    return OASISModel(cfg, gen.eval().requires_grad_(False))
+
+
+def evaluate_run(run: Path, data_root: Path, segmenter, args, done: Dict[int, Dict] = None) -> List[Dict]:
     from oasisgan import load
     from oasisgan.metrics import evaluate_report
 
     rows = []
-    for it, path in checkpoints(run):
+    hours = training_hours(run)
+    todo = [(0, None)] if args.untrained else []
+    for it, path in todo + checkpoints(run):
+        if done and it in done and (path is None or path.name != "latest.ckpt"):
+            rows.append(done[it])  # --reuse: evaluated by an earlier call
+            continue
         torch.manual_seed(0)
-        model = load(path)
+        model = untrained_model(run, data_root) if path is None else load(path)
         report = evaluate_report(model, model.config, data_root, ("miou", "fsd", "spread"), segmenter=segmenter,
                                  fsd_segmenter=segmenter, max_images=args.max_images, samples=args.samples,
                                  diversity_maps=args.diversity_maps, progress=False, use_cache=False)
         row = {"iteration": it, **{k: float(v) for k, v in report.metrics.items()}}
+        known = [h for i, h in hours.items() if i <= it]
+        if it in hours or (known and it <= max(hours)):
+            row["hours"] = round(hours.get(it, max(known)), 4)
+        per_class = report.info.get("per_class_iou")
+        if per_class:
+            row["per_class_iou"] = per_class
         rows.append(row)
         print(json.dumps({"run": str(run), **row}), flush=True)
     return rows
@@ -59,14 +121,15 @@ def evaluate_run(run: Path, data_root: Path, segmenter, args) -> List[Dict]:
 COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (23, 190, 207)]
 
 
-def plot(curves: Dict[str, List[Dict]], out: Path, panels, targets) -> None:
-    """A small line plot per metric, runs as coloured lines (PIL only)."""
+def plot(curves: Dict[str, List[Dict]], out: Path, panels, targets, x: str = "iteration") -> None:
+    """A small line plot per metric, runs as coloured lines (PIL only); `x`: iteration or hours."""
     from PIL import Image, ImageDraw
 
+    curves = {k: [r for r in rows if x in r] for k, rows in curves.items()}
     pw, ph, margin = 360, 240, 48
     img = Image.new("RGB", (pw * len(panels), ph + 40 + 18 * len(curves)), "white")
     draw = ImageDraw.Draw(img)
-    xmax = max((r["iteration"] for rows in curves.values() for r in rows), default=1) or 1
+    xmax = max((r[x] for rows in curves.values() for r in rows), default=1) or 1
     for k, (key, title) in enumerate(panels):
         x0, y0, x1, y1 = k * pw + margin, 30, (k + 1) * pw - 16, ph - 24
         vals = [r[key] for rows in curves.values() for r in rows if key in r]
@@ -83,14 +146,14 @@ def plot(curves: Dict[str, List[Dict]], out: Path, panels, targets) -> None:
             v = xmax * t / 4
             x = x0 + (x1 - x0) * t / 4
             draw.line((x, y1, x, y1 + 4), fill="black")
-            draw.text((x - 10, y1 + 6), f"{v:.0f}", fill="black")
+            draw.text((x - 10, y1 + 6), f"{v:.0f}" if xmax >= 10 else f"{v:.1f}", fill="black")
         if key in targets:
             y = y1 - (y1 - y0) * (targets[key] - ymin) / (ymax - ymin)
             for xs in range(int(x0), int(x1), 8):
                 draw.line((xs, y, xs + 4, y), fill=(120, 120, 120))
 
         def pos(r):
-            return (x0 + (x1 - x0) * r["iteration"] / xmax, y1 - (y1 - y0) * (r[key] - ymin) / (ymax - ymin))
+            return (x0 + (x1 - x0) * r[x] / xmax, y1 - (y1 - y0) * (r[key] - ymin) / (ymax - ymin))
 
         for c, rows in enumerate(curves.values()):
             pts = [pos(r) for r in rows if key in r]
@@ -103,7 +166,8 @@ def plot(curves: Dict[str, List[Dict]], out: Path, panels, targets) -> None:
         y = ph + 10 + 18 * c
         draw.rectangle((margin, y + 3, margin + 14, y + 11), fill=COLOURS[c % len(COLOURS)])
         draw.text((margin + 20, y), name, fill="black")
-    draw.text((img.width - 170, ph + 10), "x: iteration; dashed: target", fill=(90, 90, 90))
+    axis = "training hours" if x == "hours" else "iteration"
+    draw.text((img.width - 190, ph + 10), f"x: {axis}; dashed: target", fill=(90, 90, 90))
     out.parent.mkdir(parents=True, exist_ok=True)
     img.save(out)
 
@@ -117,7 +181,14 @@ def main() -> int:
     ap.add_argument("--max-images", type=int, default=None, help="validation images for mIoU / FSD")
     ap.add_argument("--samples", type=int, default=4, help="noises per label map for the spread")
     ap.add_argument("--diversity-maps", type=int, default=50)
+    ap.add_argument("--target-miou-ratio", type=float, default=0.8, help="dashed line (toy 0.8, CamVid 0.6)")
+    ap.add_argument("--untrained", action="store_true",
+                    help="add iteration 0: the run's generator at initialisation (the floor)")
+    ap.add_argument("--hours", action="store_true",
+                    help="also plot against training hours (<out>_hours.png), from each run's log.jsonl")
     ap.add_argument("--replot", action="store_true", help="only redraw the plot from <out>.json")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep the rows of <out>.json and evaluate only checkpoints it lacks")
     args = ap.parse_args()
     torch.set_grad_enabled(False)
     seg = args.segmenter or str(args.data_root / "reference_segmenter.pt")
@@ -126,16 +197,26 @@ def main() -> int:
         curves = json.loads(data_path.read_text())["runs"]
     else:
         curves = {}
+        old = json.loads(data_path.read_text())["runs"] if args.reuse and data_path.is_file() else {}
         for spec in args.runs:
             name, _, d = str(spec).partition("=")
             run = Path(d) if d else Path(name)
-            curves[name if d else run.name] = evaluate_run(run, args.data_root, seg, args)
+            key = name if d else run.name
+            done = {r["iteration"]: r for r in old.get(key, [])}
+            curves[key] = evaluate_run(run, args.data_root, seg, args, done)
+        data_path.parent.mkdir(parents=True, exist_ok=True)
         data_path.write_text(json.dumps({"data_root": str(args.data_root), "segmenter": seg, "runs": curves},
                                         indent=1) + "\n")
     panels = [("miou_ratio", "mIoU generated / real"), ("spread_ratio", "diversity / real diversity"),
               ("fsd", "FSD (lower is better)")]
-    plot(curves, args.out, panels, {"miou_ratio": 0.8, "spread_ratio": 0.5})
-    print(f"wrote {args.out} and {data_path}")
+    targets = {"miou_ratio": args.target_miou_ratio, "spread_ratio": 0.5}
+    plot(curves, args.out, panels, targets)
+    written = [args.out, data_path]
+    if args.hours:
+        hours_png = args.out.with_name(args.out.stem + "_hours.png")
+        plot(curves, hours_png, panels, targets, x="hours")
+        written.insert(1, hours_png)
+    print("wrote " + ", ".join(map(str, written)))
     return 0
 
 

@@ -6,8 +6,10 @@ import json
 import sys
 import types
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import oasisgan
 from oasisgan.cli import main as cli_main
@@ -73,9 +75,15 @@ def test_export_safetensors_cli_with_discriminator(tmp_path, capsys):
     x = torch.rand(1, 3, 64, 64) * 2 - 1
     with torch.no_grad():
         assert torch.equal(model.discriminator(x), ref.discriminator(x))
-    # exporting again replaces the folder whole
-    assert cli_main(["export", "--format", "safetensors", "--checkpoint", str(path), "--out", str(out)]) == 0
-    assert not (out / "discriminator.safetensors").exists()
+    # exporting again needs --force, and then replaces only the files it writes
+    assert cli_main(["export", "--format", "safetensors", "--checkpoint", str(path), "--out", str(out)]) == 2
+    assert "--force" in capsys.readouterr().err
+    (out / "notes.txt").write_text("mine")
+    assert cli_main(["export", "--format", "safetensors", "--checkpoint", str(path), "--out", str(out),
+                     "--force"]) == 0
+    assert not (out / "discriminator.safetensors").exists()  # the earlier save's, stale now
+    assert (out / "notes.txt").read_text() == "mine"
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporaries left
 
 
@@ -115,3 +123,81 @@ def test_hub_id_without_huggingface_hub_says_how_to_install(tmp_path, monkeypatc
     monkeypatch.setenv("OASISGAN_HOME", str(tmp_path))
     with pytest.raises(oasisgan.pretrained.OASISError, match=r"pip install 'oasisgan\[hub\]'"):
         oasisgan.from_pretrained("someone/oasis-toy")
+
+
+# --- hostile and careless use (issue 24) -------------------------------------------------------
+def test_export_never_deletes_what_it_did_not_write(ckpt, tmp_path, capsys, monkeypatch):
+    """`export --out myproject` emptied an existing folder; `--out file.txt` replaced a file."""
+    project = tmp_path / "myproject"
+    (project / "data").mkdir(parents=True)
+    (project / "thesis.tex").write_text("mine")
+    (project / "data" / "x.csv").write_text("1,2")
+    args = ["export", "--format", "safetensors", "--checkpoint", str(ckpt), "--out"]
+    assert cli_main(args + [str(project)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not empty" in err[0] and "--force" in err[0]
+    assert sorted(p.name for p in project.iterdir()) == ["data", "thesis.tex"]
+    # --force writes its own files beside the user's and touches nothing else
+    assert cli_main(args + [str(project), "--force"]) == 0
+    assert sorted(p.name for p in project.iterdir()) == ["README.md", "config.json", "data", "model.safetensors",
+                                                       "thesis.tex"]
+    assert (project / "thesis.tex").read_text() == "mine" and (project / "data" / "x.csv").is_file()
+    assert oasisgan.from_pretrained(project).config.preset == "toy"
+    # a file is never replaced by a folder, not even with --force
+    f = tmp_path / "existing_file.txt"
+    f.write_text("mine")
+    for extra in ([], ["--force"]):
+        assert cli_main(args + [str(f)] + extra) == 2
+        assert "not a folder" in capsys.readouterr().err and f.read_text() == "mine"
+    # ONNX: an existing file needs --force (the check comes before the model is even loaded)
+    assert cli_main(["export", "--checkpoint", str(tmp_path / "nope.ckpt"), "--out", str(f)]) == 2
+    assert "exists" in capsys.readouterr().err and f.read_text() == "mine"
+    # --out . : a non-empty working folder is refused in one line; an empty one works
+    monkeypatch.chdir(project)
+    assert cli_main(args + ["."]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    assert cli_main(args + ["."]) == 0
+    assert sorted(p.name for p in empty.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+
+
+def test_save_pretrained_on_a_full_disk_names_the_folder_and_keeps_the_old_model(ckpt, tmp_path, monkeypatch):
+    import errno
+
+    from oasisgan import hub
+    from oasisgan.errors import OutputError
+
+    model = oasisgan.load(ckpt)
+    out = model.save_pretrained(tmp_path / "m")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(hub, "_save_safetensors", full)
+    for target, force in ((out, True), (tmp_path / "new", False)):
+        with pytest.raises(OutputError, match=f"cannot write to {target}: No space left on device; "
+                                              "nothing there was changed"):
+            model.save_pretrained(target, force=force)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert not (tmp_path / "new").exists() and [p for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_integer_weights_are_refused_not_read_as_black_images(ckpt, tmp_path, capsys):
+    from safetensors.torch import load_file, save_file
+
+    from oasisgan.checkpoint import CheckpointError
+
+    out = oasisgan.load(ckpt).save_pretrained(tmp_path / "m")
+    state = load_file(str(out / "model.safetensors"))
+    save_file({k: v.to(torch.int64) if v.is_floating_point() else v for k, v in state.items()},
+              str(out / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="generator weight '.*' is stored as int64, not floating point"):
+        oasisgan.from_pretrained(out)
+    label = tmp_path / "label.png"
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(label)
+    assert cli_main(["synthesize", "--checkpoint", str(out), "--labels", str(label), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is stored as int64" in err[0]

@@ -318,7 +318,7 @@ def test_registry_entry_import_uses_its_overrides_and_recorded_sum(home, server,
 def test_resolve_errors(home, tmp_path, monkeypatch):
     from oasisgan.checkpoint import CheckpointError
 
-    with pytest.raises(PretrainedError, match="unknown model 'nope'.*ade20k, cityscapes, coco-stuff"):
+    with pytest.raises(PretrainedError, match="unknown model 'nope'.*ade20k, camvid, cityscapes, coco-stuff"):
         from_pretrained("nope")
     with pytest.raises(CheckpointError, match="checkpoint not found: missing.ckpt"):
         from_pretrained("missing.ckpt")
@@ -340,7 +340,7 @@ def test_official_entries_and_class_names():
     from oasisgan.pretrained import BUILTIN, _with_class_names
 
     assert {n: e.archive for n, e in BUILTIN.items()} == {
-        "ade20k": "oasis_ade20k_pretrained.zip", "cityscapes": "oasis_cityscapes_pretrained.zip",
+        "ade20k": "oasis_ade20k_pretrained.zip", "cityscapes": "oasis_cityscapes_pretrained.zip", "camvid": None,
         "coco-stuff": "oasis_coco_pretrained.zip"}
     for name, entry in BUILTIN.items():
         cfg = _with_class_names(oasisgan.preset(entry.preset))
@@ -365,3 +365,70 @@ def test_archive_path_as_checkpoint_converts_once(home, archive, tmp_path):
         zf.extractall(tmp_path)
     assert oasisgan.pretrained.import_archive(folder).name == "tiny"
     assert oasisgan.load(model_dir("tiny")).config.channels_D == 2  # from the entry's overrides
+
+
+# --- hostile and careless use (issue 24) -------------------------------------------------------
+@pytest.mark.parametrize("name", ["", ".", "..", "../victim", "../../victim", "/abs/victim", "a/b", "~"])
+def test_remove_takes_a_model_name_never_a_path(home, tmp_path, capsys, monkeypatch, name):
+    """`remove ../x` or `remove /abs` deleted folders outside the cache, `remove ""` the whole cache."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "thesis.tex").write_text("mine")
+    keep = model_dir("kept")
+    keep.mkdir(parents=True)
+    (keep / "config.json").write_text("{}")
+    monkeypatch.chdir(keep)  # relative names resolve next to the cache's models
+    name = name.replace("/abs/victim", str(victim))
+    assert cli_main(["pretrained", "remove", name]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a model name" in err[0] and "not a path" in err[0]
+    assert (victim / "thesis.tex").read_text() == "mine" and (keep / "config.json").is_file()
+
+
+def test_remove_of_a_linked_model_removes_the_link_only(home, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "model.safetensors").write_text("x")
+    model_dir("linked").parent.mkdir(parents=True)
+    model_dir("linked").symlink_to(elsewhere, target_is_directory=True)
+    assert cli_main(["pretrained", "remove", "linked"]) == 0
+    assert not model_dir("linked").exists() and (elsewhere / "model.safetensors").is_file()
+
+
+def _damaged(data: bytes) -> bytes:
+    """The archive with one byte of the G weights flipped: its CRC no longer matches."""
+    zf = zipfile.ZipFile(io.BytesIO(data))
+    info = zf.getinfo("oasis_tiny_pretrained/models/best_G.pth")
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    pos = start + info.compress_size // 2
+    return data[:pos] + bytes([data[pos] ^ 0xFF]) + data[pos + 1:]
+
+
+def test_import_of_a_damaged_zip_is_one_line_exit_2(home, archive, tmp_path, capsys):
+    zpath = tmp_path / ARCHIVE
+    zpath.write_bytes(_damaged(archive[0]))
+    sets = [x for k, v in OVERRIDES.items() for x in ("--set", f"{k}={v}")]
+    assert cli_main(["pretrained", "import", str(zpath)] + sets) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is damaged" in err[0] and "best_G.pth" in err[0]
+    assert not model_dir("tiny").exists() and zpath.exists()
+    assert list((pretrained_dir() / "tmp").iterdir()) == []
+
+
+def test_temporaries_of_a_killed_import_are_removed_at_the_next_import(home, archive, tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    tmp_root = pretrained_dir() / "tmp"
+    stale = tmp_root / f".tiny.{dead.pid}.abcd1234.tmp"
+    live = tmp_root / ".tiny.1.efgh5678.tmp"  # pid 1 is alive: an import in progress
+    for d in (stale, live):
+        (d / "run" / "models").mkdir(parents=True)
+        (d / "run" / "models" / "best_G.pth").write_bytes(b"0" * 1000)
+    zpath = tmp_path / ARCHIVE
+    zpath.write_bytes(archive[0])
+    oasisgan.pretrained.import_archive(zpath, overrides=OVERRIDES)
+    assert not stale.exists() and live.is_dir()
+    assert sorted(p.name for p in tmp_root.iterdir()) == [live.name]

@@ -13,20 +13,34 @@ with `weights_only=True`, so loading one never executes pickled code. Keys:
 """
 from __future__ import annotations
 
+import glob
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, Optional, Union
 
 import torch
 
-from .errors import OASISError, first_line
+from .errors import OASISError, first_line, is_write_error, os_error_in
 
 FORMAT, VERSION = "oasisgan", 1
 
 
 class CheckpointError(OASISError, RuntimeError):
     """A checkpoint that cannot be read; the message names the file."""
+
+
+class CheckpointWriteError(CheckpointError):
+    """A save that failed for want of room or rights (disk full, read-only, no permission); the
+    file it would have replaced is untouched. `reason`: the system's words for it."""
+
+    def __init__(self, path: Union[str, Path], reason: str, kept: Optional[str] = None):
+        path = Path(path)
+        self.path, self.reason = path, reason
+        if kept is None:
+            kept = f"the previous {path.name} there is kept" if path.is_file() else "nothing was written"
+        super().__init__(f"cannot write {path.name} to {path.parent}: {reason}; {kept}")
 
 
 def atomic_save(obj: Any, path: Union[str, Path]) -> None:
@@ -41,20 +55,27 @@ def atomic_write(path: Union[str, Path], write: Callable[[IO], None], text: bool
     truncated one. The one way oasisgan writes checkpoints, configs and records.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TMP_SUFFIX, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TMP_SUFFIX, dir=path.parent)
+    except OSError as e:
+        if is_write_error(e):
+            raise CheckpointWriteError(path, e.strerror or str(e)) from None
+        raise
     try:
         with os.fdopen(fd, "w" if text else "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if is_write_error(e):  # torch raises "unexpected pos" from the OSError of the write: one line
+            raise CheckpointWriteError(path, os_error_in(e).strerror or str(os_error_in(e))) from None
         raise
     try:  # make the rename itself durable
         dfd = os.open(path.parent, os.O_RDONLY)
@@ -79,12 +100,13 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temporaries(folder: Union[str, Path]) -> int:
-    """Delete the temporary files of saves that were killed mid-write (``.<name>.<pid>.<rand>.tmp``
-    whose process is gone; older names without a pid too). Each is a whole checkpoint's size.
-    Returns how many were removed."""
+def remove_stale_temporaries(folder: Union[str, Path], prefix: Optional[str] = None) -> int:
+    """Delete the temporaries of saves that were killed mid-write (``.<name>.<pid>.<rand>.tmp``
+    whose process is gone; older names without a pid too): files of a checkpoint save, folders of
+    a save_pretrained or an import. Each is a whole model's size. `prefix`: only those of the
+    output `<prefix>` (in a folder that is not all ours). Returns how many were removed."""
     removed = 0
-    for p in Path(folder).glob(".*" + TMP_SUFFIX):
+    for p in Path(folder).glob(f".{glob.escape(prefix)}.*{TMP_SUFFIX}" if prefix else ".*" + TMP_SUFFIX):
         parts = p.name[1:-len(TMP_SUFFIX)].split(".")
         if len(parts) < 3:  # not ours: ours are .<file name with extension>[.<pid>].<random>.tmp
             continue
@@ -92,7 +114,10 @@ def remove_stale_temporaries(folder: Union[str, Path]) -> int:
         if pid is not None and (pid == os.getpid() or _pid_alive(pid)):  # a save in progress
             continue
         try:
-            p.unlink()
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
             removed += 1
         except OSError:
             pass

@@ -45,10 +45,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # known user-facing errors get one clean line
-        from .errors import is_user_error
+        from .errors import is_user_error, user_message
 
         if is_user_error(e):
-            print(f"oasis {args.command}: error: {e}", file=sys.stderr)
+            print(f"oasis {args.command}: error: {user_message(e)}", file=sys.stderr)
             return 2
         raise
 

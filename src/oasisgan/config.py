@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 from .allocator import MODES as MALLOC_MODES
 from .errors import OASISError
@@ -23,12 +23,37 @@ class ConfigError(OASISError, ValueError):
     """A configuration value that cannot work; the message names the field."""
 
 
+PREPROCESS_MODES = ("resize_and_crop", "scale_shortside_and_crop")
+
+
+def size_error(height: int, width: int, num_res_blocks: int, training: bool = True) -> str:
+    """The one line for a generated size the networks cannot take, with the nearest that work:
+    for training both networks' (2**blocks), else the generator's (2**(blocks-1))."""
+    m = 2 ** num_res_blocks if training else 2 ** (num_res_blocks - 1)
+
+    def near(v: int):
+        lo = max(m, v // m * m)
+        return sorted({lo, lo + m} if v % m else {v})
+
+    sizes = [f"{h}x{w}" for h in near(height) for w in near(width)]
+    coarser = ""
+    if num_res_blocks > 2:
+        m2 = m // 2
+        if height % m2 == 0 and width % m2 == 0:
+            coarser = f"; or num_res_blocks={num_res_blocks - 1}, which takes multiples of {m2}"
+    why = (f"the discriminator's U-Net pools {num_res_blocks} times, the generator upsamples "
+           f"{num_res_blocks - 1} times" if training else f"the generator upsamples {num_res_blocks - 1} times")
+    return (f"the generated size {height}x{width} (HxW, from crop_size={width} and aspect_ratio) does not "
+            f"fit the {'networks' if training else 'generator'}: with num_res_blocks={num_res_blocks} both "
+            f"sides must be multiples of {m} ({why}); nearest sizes that work: {', '.join(sizes)}{coarser}")
+
+
 @dataclass
 class ModelConfig:
     """What rebuilds the networks and reads label maps for them: what a model checkpoint carries."""
 
     preset: str = "ade20k"
-    dataset: str = "ade20k"  # label layout: ade20k | ade20k-outdoor | cityscapes | coco-stuff | custom
+    dataset: str = "ade20k"  # label layout: ade20k | ade20k-outdoor | cityscapes | coco-stuff | camvid | custom
     semantic_nc: int = 151  # number of label channels, don't-care included
     dontcare_label: Optional[int] = 0  # label id ignored by the losses (None: every id counts)
     class_names: Optional[List[str]] = None
@@ -62,8 +87,13 @@ class ModelConfig:
 
     @property
     def size_multiple(self) -> int:
-        """Generated sizes must be multiples of this (one 2x upsampling per block but the last)."""
+        """The generator's sizes are multiples of this (one 2x upsampling per block but the last)."""
         return 2 ** (self.num_res_blocks - 1)
+
+    @property
+    def train_size_multiple(self) -> int:
+        """Training sizes are multiples of this: D's U-Net pools 2x in each of its blocks."""
+        return 2 ** self.num_res_blocks
 
     def class_name(self, idx: int) -> str:
         return self.class_names[idx] if self.class_names is not None else f"class_{idx}"
@@ -74,6 +104,10 @@ class DataConfig:
     """How training images are read."""
 
     load_size: int = 286  # training images are resized to this (width) before the random crop
+    # resize_and_crop: the official resize to load_size x load_size/aspect_ratio (distorts photos
+    # of another aspect ratio); scale_shortside_and_crop: one scale factor that covers that box,
+    # then the crop (SPADE's mode; evaluation takes the centre). See oasisgan.data.transforms.
+    preprocess_mode: str = "resize_and_crop"
     no_flip: bool = False
     num_workers: int = 4
 
@@ -133,6 +167,42 @@ class RuntimeConfig:
     tune_malloc: str = "reuse"
 
 
+class Range(NamedTuple):
+    """Allowed values of a numeric field: lo..hi, either end open (excluded) or None (no bound)."""
+
+    lo: Optional[float]
+    hi: Optional[float]
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def __contains__(self, v) -> bool:
+        return ((self.lo is None or (v > self.lo if self.lo_open else v >= self.lo))
+                and (self.hi is None or (v < self.hi if self.hi_open else v <= self.hi)))
+
+    def __str__(self) -> str:
+        lo = "-inf" if self.lo is None else f"{self.lo:g}"
+        hi = "inf" if self.hi is None else f"{self.hi:g}"
+        return f"{'(' if self.lo_open or self.lo is None else '['}{lo}, {hi}{')' if self.hi_open or self.hi is None else ']'}"
+
+
+# The range of every numeric field (its type comes from the dataclasses above): what the
+# networks, the optimiser and the data pipeline can work with, generously above the paper's
+# values; `validate` refuses anything else by name. Every float must also be finite.
+RANGES: Dict[str, Range] = {
+    "semantic_nc": Range(2, 65536), "dontcare_label": Range(0, 65535), "crop_size": Range(1, 8192),
+    "aspect_ratio": Range(1 / 16, 16), "channels_G": Range(1, 1024), "num_res_blocks": Range(2, 12),
+    "z_dim": Range(1, 1024), "spade_ks": Range(1, 15), "spade_hidden": Range(1, 4096),
+    "sn_init_gain": Range(0, 100, lo_open=True), "channels_D": Range(1, 1024),
+    "load_size": Range(1, 16384), "num_workers": Range(0, 256),
+    "lambda_labelmix": Range(0, 1e6), "lambda_vgg": Range(0, 1e6), "batch_size": Range(1, 65536),
+    "num_epochs": Range(1, 10**6), "iters": Range(1, 10**10), "lr_g": Range(0, 1, lo_open=True),
+    "lr_d": Range(0, 1, lo_open=True), "beta1": Range(0, 1, hi_open=True), "beta2": Range(0, 1, hi_open=True),
+    "ema_decay": Range(0, 1, hi_open=True), "bn_stats_batches": Range(0, 10**6), "seed": Range(0, 2**32 - 1),
+    "freq_print": Range(0, None), "freq_save_latest": Range(0, None), "freq_save_ckpt": Range(0, None),
+    "freq_fid": Range(0, None), "log_every": Range(0, None),
+}
+
+
 PARTS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "runtime": RuntimeConfig}
 # flat field name -> the part that holds it
 FIELD_PART: Dict[str, str] = {f.name: part for part, cls in PARTS.items() for f in fields(cls)}
@@ -189,8 +259,17 @@ class OASISConfig:
 
     def validate(self) -> "OASISConfig":
         def bad(name: str, why: str):
-            raise ConfigError(f"config field '{name}' = {getattr(self, name)!r}: {why}")
+            text = repr(getattr(self, name))
+            raise ConfigError(f"config field '{name}' = {text if len(text) <= 60 else text[:56] + ' ...'}: {why}")
 
+        self.batch_d_calls = _on_off_auto(self.batch_d_calls)
+        for name, t in _field_types().items():  # every field's type, then its range
+            why = _type_mismatch(getattr(self, name), t)
+            if why:
+                bad(name, why)
+            value = getattr(self, name)
+            if name in RANGES and value is not None and value not in RANGES[name]:
+                bad(name, f"must lie in {RANGES[name]}")
         if self.semantic_nc < 2:
             bad("semantic_nc", "needs at least 2 label channels")
         if self.dontcare_label is not None and not 0 <= self.dontcare_label < self.semantic_nc:
@@ -199,9 +278,9 @@ class OASISConfig:
             bad("num_res_blocks", "must be at least 2")
         m = self.size_multiple
         if self.crop_size % m or self.height % m:
-            bad("crop_size", f"the image size {self.height}x{self.width} must be a multiple of {m} "
-                f"(2**(num_res_blocks-1)) in both directions")
-        self.batch_d_calls = _on_off_auto(self.batch_d_calls)
+            raise ConfigError(size_error(self.height, self.width, self.num_res_blocks, training=False))
+        if self.preprocess_mode not in PREPROCESS_MODES:
+            bad("preprocess_mode", f"must be one of {', '.join(PREPROCESS_MODES)}")
         if self.batch_d_calls not in ("auto", "on", "off"):
             bad("batch_d_calls", "must be one of auto, on, off")
         if self.tune_malloc not in MALLOC_MODES:
@@ -223,6 +302,8 @@ class OASISConfig:
             bad("class_names", f"has {len(self.class_names)} names for {self.semantic_nc} classes")
         if self.palette is not None and len(self.palette) != self.semantic_nc:
             bad("palette", f"has {len(self.palette)} colours for {self.semantic_nc} classes")
+        if self.palette is not None and any(len(c) != 3 or not all(0 <= v <= 255 for v in c) for c in self.palette):
+            bad("palette", "every colour must be [r, g, b] with values in 0..255")
         return self
 
     # --- (de)serialisation ---------------------------------------------------------------------
@@ -256,6 +337,15 @@ class OASISConfig:
     def class_name(self, idx: int) -> str:
         return self.model.class_name(idx)
 
+    def check_trainable(self) -> "OASISConfig":
+        """`validate`, and a generated size the discriminator takes too: training checks this before
+        anything is written (a model for synthesis alone needs only the generator's multiple)."""
+        self.validate()
+        m = self.train_size_multiple
+        if self.crop_size % m or self.height % m:
+            raise ConfigError(size_error(self.height, self.width, self.num_res_blocks))
+        return self
+
 
 def flat_fields(data: Mapping[str, Any]) -> Dict[str, Any]:
     """A stored config as flat fields: checkpoints since the config split store parts
@@ -284,6 +374,41 @@ def _field_types() -> Dict[str, Any]:
     for cls in PARTS.values():
         out.update(typing.get_type_hints(cls))
     return out
+
+
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}
+
+
+def _type_mismatch(value: Any, t: Any) -> Optional[str]:
+    """Why `value` is not of the declared type `t` (None when it is). Strict: the string "false"
+    is not a boolean, 16.5 and true are not integers; integers are numbers."""
+    import math
+    import typing
+
+    args = typing.get_args(t)
+    if typing.get_origin(t) is Union and type(None) in args:
+        if value is None:
+            return None
+        t = next(a for a in args if a is not type(None))
+    if typing.get_origin(t) in (list, List):
+        if not isinstance(value, list):
+            return f"must be a list, not {type(value).__name__}"
+        for item in value:
+            why = _type_mismatch(item, typing.get_args(t)[0])
+            if why:
+                return f"item {item!r}: {why}"
+        return None
+    if t is bool:
+        ok = isinstance(value, bool)
+    elif t is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif t is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok and not math.isfinite(value):
+            return "must be a finite number"
+    else:
+        ok = isinstance(value, t)
+    return None if ok else f"must be {_TYPE_NAMES.get(t, getattr(t, '__name__', t))}, not {type(value).__name__}"
 
 
 def parse_value(name: str, text: str) -> Any:
@@ -349,6 +474,17 @@ PRESETS: Dict[str, Dict[str, Any]] = {
                 batch_size=4, num_epochs=200, iters=1200, num_workers=2, freq_print=300,
                 freq_save_latest=300, freq_save_ckpt=0, freq_fid=0, bn_stats_batches=20, log_every=10),
 }
+# CamVid street scenes (SegNet release, 480x360 photos): the CPU recipe of docs/quality.md, chosen
+# from measured speed on 2 cores (128x96 keeps the photos' 4:3; 5 blocks fit 96 = 3 x 32; bf16
+# autocast 1.6x faster per iteration than float32 there) with the toy's measured optimiser settings.
+PRESETS["camvid"] = dict(
+    dataset="camvid", semantic_nc=12, dontcare_label=11, crop_size=128, load_size=144,
+    aspect_ratio=4 / 3, preprocess_mode="scale_shortside_and_crop", channels_G=16, channels_D=16,
+    num_res_blocks=5, spade_hidden=64, z_dim=64, sn_init_gain=1.0, lr_g=8e-4, lr_d=8e-4,
+    lambda_labelmix=10.0, ema_decay=0.999, batch_size=4, num_epochs=200, iters=12000, amp="bf16",
+    num_workers=1, freq_print=500, freq_save_latest=250, freq_save_ckpt=1000, freq_fid=0,
+    bn_stats_batches=20, log_every=10)
+
 # Presets whose classes come from the data (`semantic_nc=0` until the classes file is read).
 DATA_DEFINED_PRESETS = ("custom", "toy")
 
@@ -390,7 +526,9 @@ def load_config_file(path: Union[str, Path]) -> Dict[str, Any]:
     unknown = sorted(set(data) - set(FIELD_PART))
     if unknown:
         raise ConfigError(f"config file {path}: unknown field(s) {', '.join(unknown)}")
-    return data
+    floats = {k for k, t in _field_types().items() if t in (float, Optional[float])}
+    # YAML 1.1 reads 1e-4 (no dot) as a string: numbers of float fields are read as numbers
+    return {k: parse_value(k, v) if k in floats and isinstance(v, str) else v for k, v in data.items()}
 
 
 # Official option name -> our field (and a converter); used to read opt.pkl / opt.txt.

@@ -63,19 +63,14 @@ class EditingError(OASISError, ValueError):
 def read_image(path: Union[str, Path], size: Optional[Tuple[int, int]] = None) -> torch.Tensor:
     """A photo file -> float32 (3, H, W) in [-1, 1] (the generator's range); `size` (H, W):
     bicubic resize, as the datasets resize their images. EditingError naming the file otherwise."""
-    from PIL import Image
-
+    from .data.photos import read_photo
     from .data.transforms import BICUBIC
+    from .errors import DataError
 
-    path = Path(path)
-    if not path.is_file():
-        raise EditingError(f"{path}: image file not found")
     try:
-        with Image.open(path) as img:
-            img.load()
-            rgb = img.convert("RGB")
-    except Exception as e:  # Pillow raises many types on non-images
-        raise EditingError(f"{path}: not an image file Pillow can read ({type(e).__name__})") from None
+        rgb = read_photo(path)  # every mode, 16-bit and float scaled (not clipped to white)
+    except DataError as e:
+        raise EditingError(str(e)) from None
     if size is not None and rgb.size != (size[1], size[0]):
         rgb = rgb.resize((size[1], size[0]), BICUBIC)
     return image_tensor(np.asarray(rgb))

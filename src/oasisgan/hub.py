@@ -94,41 +94,70 @@ def _card(model, extra: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+SAVED_FILES = (CONFIG_NAME, WEIGHTS_NAME, DISCRIMINATOR_NAME, CARD_NAME)  # all save_pretrained writes
+_TMP = "oasisgan-save"  # temporaries: .<folder name or _TMP>.<pid>.<random>.tmp
+
+
 def save_pretrained(model, out_dir: Union[str, Path], discriminator: bool = True,
-                    card: Optional[Mapping[str, Any]] = None) -> Path:
+                    card: Optional[Mapping[str, Any]] = None, force: bool = False) -> Path:
     """Write `model` (an OASISModel) to `out_dir` as config.json + model.safetensors
-    [+ discriminator.safetensors] + README.md. The folder is assembled beside `out_dir` and
-    renamed into place, so a crash never leaves a half-written model where one is expected.
+    [+ discriminator.safetensors] + README.md.
+
+    A new folder is assembled beside `out_dir` and renamed into place, so a crash never leaves a
+    half-written model where one is expected. An existing folder must be empty unless `force`;
+    then only the files listed in `SAVED_FILES` are replaced there (each by a rename), and
+    nothing else in it is touched (oasisgan.outputs). An existing file is never replaced.
 
     `card`: extra facts for the model card (`name`, `iterations`, `metrics`, `metrics_source`,
     `source`, `license`); iterations default to the checkpoint's `meta["iteration"]`.
     """
     from . import __version__
+    from .checkpoint import remove_stale_temporaries
+    from .errors import is_write_error
+    from .outputs import check_output_dir, write_failed
 
-    out_dir = Path(out_dir)
+    out_dir = check_output_dir(out_dir, SAVED_FILES, force)
     extra = dict(card or {})
     meta = model.meta
     extra.setdefault("iterations", meta.get("iteration"))
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    into = out_dir.is_dir()  # write file by file into the existing (empty, or --force) folder
+    tmp: Optional[Path] = None
+    replaced = []
     try:
+        if into:
+            remove_stale_temporaries(out_dir, prefix=_TMP)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{_TMP}.{os.getpid()}.", suffix=".tmp", dir=out_dir))
+        else:
+            name = out_dir.name or _TMP
+            out_dir.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_temporaries(out_dir.parent, prefix=name)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{name}.{os.getpid()}.", suffix=".tmp", dir=out_dir.parent))
         config = dict(model_type=MODEL_TYPE, format_version=FORMAT_VERSION, oasisgan_version=__version__,
                       **model_config_dict(model.config))
-        (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
         _save_safetensors(model.generator.state_dict(), tmp / WEIGHTS_NAME,
                           "ema_generator" if model.config.ema else "generator")
         if discriminator and model.discriminator is not None:
             _save_safetensors(model.discriminator.state_dict(), tmp / DISCRIMINATOR_NAME, "discriminator")
         (tmp / CARD_NAME).write_text(_card(model, extra))
-        if out_dir.exists():  # replace an older save of the same folder: move it away first
-            old = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.old")
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
+        (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+        if into:
+            written = [f for f in SAVED_FILES if (tmp / f).is_file()]
+            for f in written:
+                os.replace(tmp / f, out_dir / f)
+                replaced.append(f)
+            stale = out_dir / DISCRIMINATOR_NAME  # of an earlier save: it would not match this model
+            if DISCRIMINATOR_NAME not in written and stale.is_file():
+                stale.unlink()
+            tmp.rmdir()
         else:
             os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException as e:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if is_write_error(e):
+            kept = (f"{', '.join(replaced)} had been replaced already" if replaced else
+                    "nothing there was changed")
+            raise write_failed(e, out_dir, kept) from None
         raise
     return out_dir
 

@@ -15,6 +15,15 @@ from .synthesis import SynthesisMixin
 
 
 def _load_into(module: torch.nn.Module, state, path, what: str) -> None:
+    """Load weights, refusing any whose kind of number is not the network's: load_state_dict
+    would silently cast int64 weights to float (a model that draws black images)."""
+    own = module.state_dict()
+    for name, t in state.items():
+        ref = own.get(name)
+        if torch.is_tensor(t) and torch.is_tensor(ref) and t.is_floating_point() != ref.is_floating_point():
+            raise CheckpointError(f"{path}: the {what} weight '{name}' is stored as {str(t.dtype)[6:]}, not "
+                                  f"{'floating point' if ref.is_floating_point() else str(ref.dtype)[6:]}: "
+                                  "not a model oasisgan wrote, or a broken conversion")
     try:
         module.load_state_dict(state)
     except RuntimeError as e:
@@ -36,11 +45,13 @@ class OASISModel(SynthesisMixin, EditingMixin):
         self.config, self.generator, self.discriminator, self.path = config, generator, discriminator, path
         self.meta = dict(meta or {})  # the checkpoint's meta (e.g. "iteration"), for model cards
 
-    def save_pretrained(self, out_dir: Union[str, Path], discriminator: bool = True, card=None) -> Path:
-        """config.json + model.safetensors (+ discriminator.safetensors) + README.md: see oasisgan.hub."""
+    def save_pretrained(self, out_dir: Union[str, Path], discriminator: bool = True, card=None,
+                        force: bool = False) -> Path:
+        """config.json + model.safetensors (+ discriminator.safetensors) + README.md: see oasisgan.hub
+        (an existing folder must be empty unless `force`; then only those files are replaced)."""
         from .hub import save_pretrained
 
-        return save_pretrained(self, out_dir, discriminator=discriminator, card=card)
+        return save_pretrained(self, out_dir, discriminator=discriminator, card=card, force=force)
 
     @property
     def device(self) -> torch.device:

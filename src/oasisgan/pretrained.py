@@ -50,6 +50,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
@@ -128,6 +129,14 @@ BUILTIN: Dict[str, Entry] = {e.name: e for e in (
     _official("coco-stuff", "oasis_coco_pretrained", "coco-stuff",
               "official OASIS, COCO-Stuff, 256x256, 183 classes", 17.0, 44.1),
 )}
+
+# Models that ship inside the package (`oasisgan/zoo/NAME/`, save_pretrained folders): no download.
+ZOO = Path(__file__).resolve().parent / "zoo"
+_CAMVID_LICENSE = ("trained on CamVid (CC BY-NC 4.0): the weights are for non-commercial research use; "
+                   "oasisgan's code is MIT")
+BUILTIN["camvid"] = Entry(name="camvid", description="oasisgan, CamVid street scenes, 96x128, 12 classes "
+                          "(trained on 2 CPU cores; shipped in the package)", path=str(ZOO / "camvid"),
+                          preset="camvid", license=_CAMVID_LICENSE, origin="built-in (shipped)")
 
 REGISTRY_ENV = "OASISGAN_REGISTRY"
 
@@ -329,14 +338,15 @@ def _extract_official(archive: Path, out: Path, which: str) -> Tuple[Path, str]:
         prefix, which = key
         run = out / "run"
         (run / "models").mkdir(parents=True)
-        for part, member in found[key].items():
-            with zf.open(member) as src, open(run / "models" / f"{which}_{part}.pth", "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
         names = set(zf.namelist())
-        for fname in _RUN_FILES:
-            if prefix + fname in names:
-                with zf.open(prefix + fname) as src, open(run / fname, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
+        members = [(m, run / "models" / f"{which}_{part}.pth") for part, m in found[key].items()]
+        members += [(prefix + f, run / f) for f in _RUN_FILES if prefix + f in names]
+        for member, dest in members:
+            try:
+                with zf.open(member) as src, open(dest, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:  # bad CRC, cut off
+                raise PretrainedError(f"{archive} is damaged: member {member}: {e} (download it again)") from None
     return run, which
 
 
@@ -357,9 +367,12 @@ def _convert_into_cache(entry: Entry, source: Path, archive_sha: Optional[str],
     from .model import load
     from .official import convert_official
 
+    from .checkpoint import TMP_SUFFIX, remove_stale_temporaries
+
     tmp_root = pretrained_dir() / "tmp"
     tmp_root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{entry.name}.", dir=tmp_root))
+    remove_stale_temporaries(tmp_root)  # of imports killed mid-way (their process is gone)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.{os.getpid()}.", suffix=TMP_SUFFIX, dir=tmp_root))
     try:
         if source.is_dir():
             run, which_used = source, which or entry.which
@@ -374,7 +387,7 @@ def _convert_into_cache(entry: Entry, source: Path, archive_sha: Optional[str],
                 "metrics_source": entry.metrics_source, "license": entry.license,
                 "source": f"{entry.archive or source.name} ({which_used}_{'EMA' if model.config.ema else 'G'}.pth"
                           + (f", sha256 {archive_sha}" if archive_sha else "") + ")"}
-        out = model.save_pretrained(model_dir(entry.name), discriminator=True, card=card)
+        out = model.save_pretrained(model_dir(entry.name), discriminator=True, card=card, force=True)
         _write_json_atomic(out / "source.json", {"name": entry.name, "archive": entry.archive or source.name,
                                                  "sha256": archive_sha, "url": entry.url, "which": which_used})
         return out
@@ -597,18 +610,24 @@ def from_pretrained(name_or_path: Union[str, Path], device: Any = "cpu", discrim
 
 
 def remove(name: str) -> List[Path]:
-    """Delete a name's cached model and any partial download; returns what was removed."""
+    """Delete a name's cached model and any partial download; returns what was removed. `name`
+    must be a registry name or a model in the cache (`list_models`), never a path: nothing
+    outside the cache is ever deleted."""
+    entry = registry().get(name) if _NAME.match(name or "") else None
+    if entry is None and not (_NAME.match(name or "") and model_dir(name).is_dir()):
+        known = ", ".join(r["name"] for r in list_models())
+        raise PretrainedError(f"{name!r} is not a model name of the registry or the cache ({known}); "
+                              "`oasis pretrained remove` takes a name from `oasis pretrained list`, not a path")
     removed = []
-    entry = registry().get(name)
     targets = [model_dir(name)]
     if entry is not None and entry.archive:
         a = _archive_path(entry.archive)
         targets += [a, a.with_name(a.name + ".part")]
     for t in targets:
-        if t.is_dir():
+        if t.is_dir() and not t.is_symlink():
             shutil.rmtree(t)
             removed.append(t)
-        elif t.exists():
+        elif t.exists() or t.is_symlink():  # a link is removed, never what it points to
             t.unlink()
             removed.append(t)
     return removed
@@ -631,7 +650,8 @@ def list_models() -> List[Dict[str, Any]]:
         rows.append({
             "name": name, "kind": e.kind, "origin": e.origin, "description": e.description,
             "source": e.path or e.hub or e.url or "", "preset": e.preset,
-            "cached": model_dir(name).is_dir() and (model_dir(name) / "config.json").is_file(),
+            "cached": (model_dir(name).is_dir() and (model_dir(name) / "config.json").is_file())
+            or (e.kind == "path" and (Path(e.path).expanduser() / "config.json").is_file()),
             "partial_download": bool(part and part.exists()),
             "sha256": expected, "path": str(model_dir(name)),
         })

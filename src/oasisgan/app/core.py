@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
 import math
 import re
@@ -31,12 +32,13 @@ import numpy as np
 import torch
 
 from ..labels import palette_array, to_uint8_image
+from ..limits import DECODE_BUDGET_PIXELS, DECODE_WAIT_S, MAX_DECODE_PIXELS
 from ..synthesis import sample_noise, synthesize
 
 MAX_SEED = 2**31 - 1
 MAX_SEEDS = 1024  # distinct seeds in one seed map
 MAX_UPLOAD_BYTES = 16 * 2**20  # an uploaded label file
-MAX_UPLOAD_PIXELS = 64 * 2**20  # decompression-bomb guard
+MAX_UPLOAD_PIXELS = MAX_DECODE_PIXELS  # decompression-bomb guard, per image
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -89,6 +91,30 @@ def _png_bytes(img) -> bytes:
     return buf.getvalue()
 
 
+class PixelBudget:
+    """Pixels decoded at once over all requests (each costs about 10 bytes while decoded): a
+    large upload waits until the others are done, and gets 503 after `wait_s`. Without it, 8
+    uploads of an 8000x8000 PNG at once took the server from 0.5 to 5.6 GB."""
+
+    def __init__(self, pixels: int = DECODE_BUDGET_PIXELS, wait_s: float = DECODE_WAIT_S):
+        self.pixels, self.wait_s, self.used = pixels, wait_s, 0
+        self._cond = threading.Condition()
+
+    @contextlib.contextmanager
+    def take(self, n: int):
+        n = min(int(n), self.pixels)  # one image never exceeds the budget (MAX_UPLOAD_PIXELS caps it)
+        with self._cond:
+            if not self._cond.wait_for(lambda: self.used + n <= self.pixels, timeout=self.wait_s):
+                raise RequestError("the server is busy decoding other images: try again in a moment", 503)
+            self.used += n
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.used -= n
+                self._cond.notify_all()
+
+
 # ------------------------------------------------------------------------------------------------
 
 class Painter:
@@ -110,6 +136,7 @@ class Painter:
         self.title = title or (model.path.name if model.path else cfg.preset)
         self._lock = threading.Lock()
         self._noise_cache: Dict[int, torch.Tensor] = {}
+        self.decoding = PixelBudget()  # uploads decoded at once, label maps and photos together
         self.last_ms: Optional[float] = None
         from .photos import Photos  # photo mode: inverted photos and their jobs (photos.py)
 
@@ -285,26 +312,32 @@ class Painter:
         return arr, notes, (h, w)
 
     def _read_png(self, data: bytes, name: str = "upload") -> Tuple[np.ndarray, List[str]]:
-        """Model ids of a PNG.
+        """Model ids of a PNG, decoded within the server's budget of pixels at once."""
+        from PIL import Image
+
+        try:
+            img = Image.open(io.BytesIO(data))
+            w, h = img.size
+        except Exception as e:  # Pillow raises many types on broken files
+            raise RequestError(f"cannot read the PNG: {str(e)[:200] or type(e).__name__}") from None
+        if w * h > MAX_UPLOAD_PIXELS or w < 1 or h < 1:
+            raise RequestError(f"the image is {w}x{h}; that is too large for a label map")
+        with self.decoding.take(w * h):  # held until the ids are made: the large arrays live here
+            return self._png_ids(img, name)
+
+    def _png_ids(self, img, name: str) -> Tuple[np.ndarray, List[str]]:
+        """Model ids of an opened PNG.
 
         A palette PNG whose colours are the model's (what "Download label map" writes) holds model
         ids. Anything else is read as a label file of the model's dataset
         (`oasisgan.data.labelmaps`): index PNGs in the dataset's own ids (COCO-Stuff: raw + 1,
         255 -> 0), colour PNGs through the palette.
         """
-        from PIL import Image
-
         from ..data.labelmaps import label_array_to_ids
         from ..errors import LabelError
 
         try:
-            img = Image.open(io.BytesIO(data))
-            w, h = img.size
-            if w * h > MAX_UPLOAD_PIXELS or w < 1 or h < 1:
-                raise RequestError(f"the image is {w}x{h}; that is too large for a label map")
             img.load()
-        except RequestError:
-            raise
         except Exception as e:  # Pillow raises many types on broken files
             raise RequestError(f"cannot read the PNG: {str(e)[:200] or type(e).__name__}") from None
         notes: List[str] = []
@@ -380,7 +413,12 @@ def _pick(names: Sequence[str], role: str, taken: set, fallback: List[int], requ
 
 def example_label(names: Sequence[str], height: int, width: int, dontcare: Optional[int],
                   variant: int = 0) -> np.ndarray:
-    """A simple scene: sky, a far range, ground, a lake and a few blobs (variant moves things)."""
+    """A street (`oasisgan.data.street`) for models with sky, building and road classes; else a
+    simple scene: sky, a far range, ground, a lake and a few blobs (variant moves things)."""
+    from ..data.street import street_classes, street_label
+
+    if street_classes(names) is not None:
+        return street_label(names, height, width, variant)
     n = len(names)
     usable = [i for i in range(n) if i != dontcare] or [0]
     rng = np.random.default_rng(variant)

@@ -15,7 +15,6 @@ seed index is not 0 (local resampling, as without a photo).
 from __future__ import annotations
 
 import base64
-import io
 import secrets
 import threading
 import time
@@ -27,11 +26,12 @@ import numpy as np
 import torch
 
 from ..editing import Inversion, edit_noise, feather_mask, image_tensor, invert
+from ..limits import MAX_INVERSION_STEPS
 from .core import MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, RequestError, _b64decode, _png_bytes, _require
 
 MAX_PHOTOS = 16
 MAX_JOBS = 32
-MAX_STEPS = 5000
+MAX_STEPS = MAX_INVERSION_STEPS
 
 
 def data_url(img: np.ndarray) -> str:
@@ -53,22 +53,16 @@ class Photos:
     # --- a photo file -------------------------------------------------------------------------------
     def read_photo(self, data: bytes, name: str):
         """uint8 (H, W, 3) at the model's size and notes; the original (h, w)."""
-        from PIL import Image
-
+        from ..data.photos import read_photo
         from ..data.transforms import BICUBIC
+        from ..errors import DataError
 
         p = self.painter
-        try:
-            img = Image.open(io.BytesIO(data))
-            w, h = img.size
-            if w * h > MAX_UPLOAD_PIXELS:
-                raise RequestError(f"{name}: the image is {w}x{h}; that is too large")
-            img.load()
-            rgb = img.convert("RGB")
-        except RequestError:
-            raise
-        except Exception as e:
-            raise RequestError(f"{name}: not an image file the server can read ({type(e).__name__})") from None
+        try:  # the one photo reader; decoded within the server's budget of pixels at once
+            rgb = read_photo(data, name, max_pixels=MAX_UPLOAD_PIXELS, hold=p.decoding.take)
+        except DataError as e:
+            raise RequestError(str(e)) from None
+        w, h = rgb.size
         notes = []
         if (h, w) != (p.height, p.width):
             rgb = rgb.resize((p.width, p.height), BICUBIC)

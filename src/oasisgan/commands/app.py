@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import CHECKPOINT_HELP
+from .common import CHECKPOINT_HELP, number
 
 
 def register(sub) -> None:
@@ -17,7 +17,8 @@ def register(sub) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes the "
                         "painter to your network)")
-    p.add_argument("--port", type=int, default=7860, help="port (default 7860; 0 picks a free one)")
+    p.add_argument("--port", type=number(int, 0, 65535), default=7860,
+                   help="port (default 7860; 0 picks a free one)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps or auto (default: cuda if available)")
     p.add_argument("--quiet", action="store_true", help="do not log every request")
     p.set_defaults(func=run)

@@ -4,11 +4,35 @@ from __future__ import annotations
 import argparse
 from typing import Any, Dict, List, Optional
 
-from ..config import PRESETS, OASISConfig, load_config_file, parse_value
+from ..config import PRESETS, OASISConfig, Range, load_config_file, parse_value
 
 
 CHECKPOINT_HELP = ("an oasisgan checkpoint (.ckpt), a save_pretrained folder, a pretrained model name "
                    "(`oasis pretrained list`: ade20k, cityscapes, coco-stuff, ...) or a Hub id")
+
+
+SEED = (0, 2**32 - 1)  # the range of every --seed (numpy's)
+
+
+def number(kind=int, lo=None, hi=None, lo_open: bool = False):
+    """An argparse `type`: a finite `kind` in lo..hi (lo excluded with `lo_open`), else argparse's
+    one-line error naming the argument (exit code 2), before anything runs."""
+    import math
+
+    rng = Range(lo, hi, lo_open=lo_open)
+    what = "an integer" if kind is int else "a finite number"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what} in {rng}, got {text!r}") from None
+        if (kind is float and not math.isfinite(value)) or value not in rng:
+            raise argparse.ArgumentTypeError(f"must be {what} in {rng}, got {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its own messages
+    return parse
 
 
 def add_preset_args(p: argparse.ArgumentParser, required: bool = False) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_command_group, add_preset_args, dataset_config
+from .common import SEED, add_command_group, add_preset_args, dataset_config, number
 
 
 def register(sub) -> None:
@@ -20,13 +20,14 @@ def register(sub) -> None:
                                     "unknown colours, size mismatches, ...), 0 otherwise.")
     add_preset_args(c, required=True)
     c.add_argument("--root", required=True, help="dataset root folder")
-    c.add_argument("--split", choices=["train", "val", "all"], default="all", help="split(s) to scan")
+    c.add_argument("--split", choices=["train", "val", "test", "all"], default="all",
+                   help="split(s) to scan (all: train and val)")
     c.add_argument("--mode", choices=["full", "headers", "sample", "auto"], default="full",
                    help="full: decode every file (default); headers: open every file and check its size "
                         "and end-of-file marker, decode a sample of 16 pairs; sample: only the 16 pairs; "
                         "auto: full for small splits, else headers (what training runs first)")
     c.add_argument("--quick", dest="mode", action="store_const", const="auto", help="same as --mode auto")
-    c.add_argument("--workers", type=int, default=8, help="threads (default 8)")
+    c.add_argument("--workers", type=number(int, 1, 256), default=8, help="threads (default 8)")
     c.add_argument("--json", action="store_true", help="print the full report as one JSON object")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.set_defaults(func=run_check)
@@ -35,14 +36,15 @@ def register(sub) -> None:
                         description="Procedural outdoor scenes (9 ids: don't care + 8 classes) in the custom "
                                     "layout, with classes.yaml; deterministic per seed.")
     t.add_argument("--out", required=True, help="output folder")
-    t.add_argument("--size", type=int, default=64, help="image size (multiple of 16; default 64)")
-    t.add_argument("--train", type=int, default=2000, help="training images (default 2000)")
-    t.add_argument("--val", type=int, default=200, help="validation images (default 200)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--appearances", type=int, default=1, metavar="K",
+    t.add_argument("--size", type=number(int, 16, 4096), default=64,
+                   help="image size (multiple of 16; default 64)")
+    t.add_argument("--train", type=number(int, 1, 10**7), default=2000, help="training images (default 2000)")
+    t.add_argument("--val", type=number(int, 1, 10**7), default=200, help="validation images (default 200)")
+    t.add_argument("--seed", type=number(int, *SEED), default=0)
+    t.add_argument("--appearances", type=number(int, 1, 64), default=1, metavar="K",
                    help="also render each val label map with K-1 more looks in val_appearances/ "
                         "(the real diversity that `oasis evaluate` compares with; default 1: none)")
-    t.add_argument("--workers", type=int, default=None, help="processes (default: automatic)")
+    t.add_argument("--workers", type=number(int, 1, 256), default=None, help="processes (default: automatic)")
     t.set_defaults(func=run_toy)
 
     o = dsub.add_parser("outdoor-list", help="build and cache the ADE20K-outdoor file list",
@@ -50,7 +52,7 @@ def register(sub) -> None:
                                     "(rule in docs/data.md) and cache the list next to the dataset.")
     o.add_argument("--root", required=True, help="ADEChallengeData2016 folder (or its parent)")
     o.add_argument("--split", choices=["train", "val", "all"], default="all")
-    o.add_argument("--min-outdoor", type=float, default=0.01,
+    o.add_argument("--min-outdoor", type=number(float, 0, 1), default=0.01,
                    help="minimum fraction of pixels of outdoor classes (default 0.01)")
     o.set_defaults(func=run_outdoor)
 

@@ -6,7 +6,7 @@ import json
 import math
 from pathlib import Path
 
-from .common import CHECKPOINT_HELP
+from .common import CHECKPOINT_HELP, SEED, number
 
 BENCHMARK_DEFAULT = "fid,miou,lpips,msssim"
 DATA_DEFINED_DEFAULT = "fsd,miou,lpips,msssim,spread"
@@ -56,8 +56,9 @@ def register(sub) -> None:
                    help="reference segmenter for FSD (default: --segmenter if it is one, or "
                         "DATA_ROOT/reference_segmenter.pt)")
     g = p.add_argument_group("diversity")
-    g.add_argument("--samples", type=int, default=10, metavar="K", help="images per label map")
-    g.add_argument("--diversity-maps", type=int, default=50, metavar="N",
+    g.add_argument("--samples", type=number(int, 1, 1000), default=10, metavar="K",
+                   help="images per label map")
+    g.add_argument("--diversity-maps", type=number(int, 0, 10**6), default=50, metavar="N",
                    help="label maps used for diversity (0: all)")
     g.add_argument("--lpips-net", default="alex", choices=["alex", "vgg", "squeeze"])
     g.add_argument("--lpips-backbone", default=None, metavar="FILE",
@@ -66,10 +67,11 @@ def register(sub) -> None:
                    help="LPIPS linear weights (official lpips/weights/v0.1/<net>.pth)")
     g = p.add_argument_group("run")
     g.add_argument("--split", default="val", help="dataset split")
-    g.add_argument("--max-images", type=int, default=None, metavar="N", help="use the first N images only")
-    g.add_argument("--batch-size", type=int, default=16)
-    g.add_argument("--seed", type=int, default=0, help="seed of the noise")
-    g.add_argument("--num-workers", type=int, default=2, help="data loading processes")
+    g.add_argument("--max-images", type=number(int, 1, 10**9), default=None, metavar="N",
+                   help="use the first N images only")
+    g.add_argument("--batch-size", type=number(int, 1, 4096), default=16)
+    g.add_argument("--seed", type=number(int, *SEED), default=0, help="seed of the noise")
+    g.add_argument("--num-workers", type=number(int, 0, 256), default=2, help="data loading processes")
     g.add_argument("--device", default=None, help="cpu | cuda | cuda:K (default: cuda when available)")
     g.add_argument("--cache-dir", default=None, help="where real statistics are cached (default: the weights cache)")
     g.add_argument("--no-cache", action="store_true", help="recompute the real statistics")

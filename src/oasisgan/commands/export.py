@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from .common import CHECKPOINT_HELP
+from .common import CHECKPOINT_HELP, number
 
 
 def register(sub) -> None:
@@ -25,14 +25,19 @@ def register(sub) -> None:
     p.add_argument("--format", default="onnx", choices=["onnx", "safetensors"],
                    help="onnx (a file) or safetensors (a folder, Hub convention); default onnx")
     p.add_argument("--out", required=True, metavar="PATH", help="output file (.onnx) or folder (safetensors)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing output: the .onnx file, or in an existing folder only the files "
+                        "a safetensors export writes (nothing else there is touched)")
     p.add_argument("--discriminator", action="store_true",
                    help="safetensors: also write the discriminator (discriminator.safetensors)")
-    p.add_argument("--height", type=int, default=None, help="trace/check height (default: the model's)")
-    p.add_argument("--width", type=int, default=None, help="trace/check width (default: the model's)")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--height", type=number(int, 1, 8192), default=None,
+                   help="trace/check height (default: the model's)")
+    p.add_argument("--width", type=number(int, 1, 8192), default=None,
+                   help="trace/check width (default: the model's)")
+    p.add_argument("--opset", type=number(int, 7, 30), default=17, help="ONNX opset (default 17)")
     p.add_argument("--static-size", action="store_true",
                    help="fix height and width in the graph (only the batch stays dynamic)")
-    p.add_argument("--atol", type=float, default=1e-4,
+    p.add_argument("--atol", type=number(float, 0, 1e3), default=1e-4,
                    help="largest accepted |onnxruntime - PyTorch| (default 1e-4)")
     p.add_argument("--no-check", action="store_true", help="skip the onnxruntime check")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
@@ -41,10 +46,12 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..export import ExportError, export_onnx
+    from ..outputs import check_output_file
     from ..pretrained import from_pretrained
 
     if args.format == "safetensors":
         return _run_safetensors(args)
+    check_output_file(args.out, args.force)
     model = from_pretrained(args.checkpoint, device="cpu", discriminator=False)
     try:
         rep = export_onnx(model, args.out, height=args.height, width=args.width, opset=args.opset,
@@ -80,10 +87,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_safetensors(args: argparse.Namespace) -> int:
+    from ..hub import SAVED_FILES
+    from ..outputs import check_output_dir
     from ..pretrained import from_pretrained
 
+    check_output_dir(args.out, SAVED_FILES, args.force)  # before the model is loaded
     model = from_pretrained(args.checkpoint, device="cpu", discriminator=args.discriminator)
-    out = model.save_pretrained(args.out, discriminator=args.discriminator)
+    out = model.save_pretrained(args.out, discriminator=args.discriminator, force=args.force)
     files = sorted(p.name for p in out.iterdir())
     if args.json:
         print(json.dumps({"path": str(out), "files": files}))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .common import CHECKPOINT_HELP, add_preset_args, config_overrides
+from .common import CHECKPOINT_HELP, add_preset_args, config_overrides, number
 
 
 def register(sub) -> None:
@@ -14,7 +14,7 @@ def register(sub) -> None:
     add_preset_args(p)
     p.add_argument("--checkpoint", default=None, metavar="CKPT_OR_NAME",
                    help="summarise this model instead of a preset: " + CHECKPOINT_HELP)
-    p.add_argument("--classes", type=int, default=None,
+    p.add_argument("--classes", type=number(int, 2, 65536), default=None,
                    help="number of classes for the custom/toy presets (semantic_nc)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)

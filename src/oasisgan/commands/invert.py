@@ -7,6 +7,9 @@ import json
 import sys
 from pathlib import Path
 
+from ..limits import MAX_INVERSION_STEPS
+from .common import SEED, number
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -21,16 +24,19 @@ def register(sub) -> None:
     p.add_argument("--label", required=True, metavar="PNG",
                    help="its label map (dataset ids or a colour PNG in the model's palette), same size")
     p.add_argument("--out", required=True, metavar="Z.pt", help="where to write the inversion (.pt)")
-    p.add_argument("--steps", type=int, default=200, help="optimisation steps in all (default 200)")
+    p.add_argument("--steps", type=number(int, 0, MAX_INVERSION_STEPS), default=200,
+                   help="optimisation steps in all (default 200)")
     p.add_argument("--stages", default="class,spatial",
                    help="comma-separated stages from global, class, spatial (default class,spatial)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the starting noise (default 0)")
+    p.add_argument("--seed", type=number(int, *SEED), default=0,
+                   help="seed of the starting noise (default 0)")
     p.add_argument("--size", default=None, metavar="HxW",
                    help="work at this size (default: the model's resolution); photo bicubic, label nearest")
-    p.add_argument("--lr", type=float, default=0.1, help="Adam learning rate (default 0.1; half in the spatial stage)")
-    p.add_argument("--prior-weight", type=float, default=0.01,
+    p.add_argument("--lr", type=number(float, 0, 10, lo_open=True), default=0.1,
+                   help="Adam learning rate (default 0.1; half in the spatial stage)")
+    p.add_argument("--prior-weight", type=number(float, 0, 1e6), default=0.01,
                    help="weight of the in-distribution prior on the noise (default 0.01; 0: off)")
-    p.add_argument("--d-weight", type=float, default=0.0,
+    p.add_argument("--d-weight", type=number(float, 0, 1e6), default=0.0,
                    help="weight of the discriminator feature loss (default 0: off)")
     p.add_argument("--lpips-backbone", default=None, metavar="FILE",
                    help="torchvision alexnet-owt-7be5be79.pth (default: the cache; without it no LPIPS)")
@@ -55,8 +61,6 @@ def run(args: argparse.Namespace) -> int:
     from ..synthesis import parse_size, resize_label, to_pil
     from .synthesize import resolve_device
 
-    if args.steps < 0:
-        raise EditingError(f"--steps must be >= 0, got {args.steps}")
     out = Path(args.out)
     if out.suffix != ".pt":
         raise EditingError(f"{out}: the inversion is written as a .pt file")

@@ -56,7 +56,10 @@ def run_list(args: argparse.Namespace) -> int:
     print(f"cache: {pretrained_dir()}   user registry: {registry_file()}")
     width = max(len(r["name"]) for r in rows)
     for r in rows:
-        state = "cached" if r["cached"] else ("partial download" if r["partial_download"] else "not downloaded")
+        if r["kind"] == "path":
+            state = "local" if r["cached"] else "missing"
+        else:
+            state = "cached" if r["cached"] else ("partial download" if r["partial_download"] else "not downloaded")
         sha = f"sha256 {r['sha256'][:12]}..." if r["sha256"] else "sha256 not yet recorded" \
             if r["kind"] == "archive" else ""
         print(f"  {r['name']:<{width}}  {state:<16} {r['description'] or r['kind']}")

@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .common import add_command_group, add_preset_args, dataset_config
+from .common import SEED, add_command_group, add_preset_args, dataset_config, number
 
 
 def register(sub) -> None:
@@ -23,18 +23,21 @@ def register(sub) -> None:
     add_preset_args(t, required=True)
     t.add_argument("--data-root", required=True, help="dataset folder")
     t.add_argument("--out", default=None, help="segmenter file (default: DATA_ROOT/reference_segmenter.pt)")
-    t.add_argument("--iters", type=int, default=None,
+    t.add_argument("--iters", type=number(int, 1, 10**9), default=None,
                    help="training iterations (default: 600 for images of at most 64x64, where it scores "
                         "0.98 mIoU on the toy data in under 3 minutes on 2 CPU cores; else 3000)")
-    t.add_argument("--batch-size", type=int, default=16)
-    t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (cosine decay)")
-    t.add_argument("--width", type=int, default=None, help="U-Net base width (default: 16 for small images, else 32)")
-    t.add_argument("--depth", type=int, default=None,
+    t.add_argument("--batch-size", type=number(int, 1, 4096), default=16)
+    t.add_argument("--lr", type=number(float, 0, 1, lo_open=True), default=1e-3,
+                   help="Adam learning rate (cosine decay)")
+    t.add_argument("--width", type=number(int, 1, 1024), default=None,
+                   help="U-Net base width (default: 16 for small images, else 32)")
+    t.add_argument("--depth", type=number(int, 1, 10), default=None,
                    help="U-Net downsamplings, capped by the image size (default: 3 for small images, else 4)")
     t.add_argument("--device", default=None, help="cpu | cuda | cuda:K (default: cuda when available)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--num-workers", type=int, default=0)
-    t.add_argument("--val-max-images", type=int, default=None, help="score on the first N validation images")
+    t.add_argument("--seed", type=number(int, *SEED), default=0)
+    t.add_argument("--num-workers", type=number(int, 0, 256), default=0)
+    t.add_argument("--val-max-images", type=number(int, 1, 10**9), default=None,
+                   help="score on the first N validation images")
     t.add_argument("--no-progress", action="store_true")
     t.add_argument("--json", action="store_true", help="print one JSON object")
     t.set_defaults(func=run_train)
@@ -50,8 +53,8 @@ def register(sub) -> None:
     s.add_argument("--class-map", default=None)
     s.add_argument("--segmenter-input", default="minus1_1", choices=["minus1_1", "0_1", "imagenet", "0_255"])
     s.add_argument("--split", default="val")
-    s.add_argument("--max-images", type=int, default=None)
-    s.add_argument("--batch-size", type=int, default=16)
+    s.add_argument("--max-images", type=number(int, 1, 10**9), default=None)
+    s.add_argument("--batch-size", type=number(int, 1, 4096), default=16)
     s.add_argument("--device", default=None)
     s.add_argument("--no-progress", action="store_true")
     s.add_argument("--json", action="store_true")

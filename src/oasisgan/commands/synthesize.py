@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import List
 
-from .common import CHECKPOINT_HELP
+from .common import CHECKPOINT_HELP, SEED, number
 
 LABEL_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm")
 
@@ -34,11 +34,16 @@ def register(sub) -> None:
                     "don't care) or colour PNGs in the model's palette. Writes each image with the noise "
                     "that made it (reusable with --z-file), the colourised label and a grid per label map.")
     p.add_argument("--checkpoint", required=True, metavar="CKPT_OR_NAME", help=CHECKPOINT_HELP)
-    p.add_argument("--labels", required=True, metavar="PATH", help="a label file or a folder of label files")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--labels", metavar="PATH", help="a label file or a folder of label files")
+    src.add_argument("--examples", type=number(int, 1, 100), nargs="?", const=6, metavar="N",
+                     help="N example label maps drawn for the model's classes instead of files (default 6): "
+                          "streets for street-scene models such as `camvid`, else the painter's landscape; "
+                          "written to OUT/examples/")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--samples", type=int, default=1, metavar="K",
+    p.add_argument("--samples", type=number(int, 1, 1000), default=1, metavar="K",
                    help="images per label map (with --resample-classes/--mask: resampled variants); default 1")
-    p.add_argument("--seed", type=int, default=0, metavar="S",
+    p.add_argument("--seed", type=number(int, *SEED), default=0, metavar="S",
                    help="sample K uses seed S+K (default 0), drawn on the CPU: same images on CPU and GPU")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--size", default=None, metavar="HxW",
@@ -46,7 +51,7 @@ def register(sub) -> None:
                            "(default: the model's training size)")
     size.add_argument("--native-size", action="store_true",
                       help="keep each label map's own size instead of resizing it to the training size")
-    p.add_argument("--batch-size", type=int, default=None, metavar="B",
+    p.add_argument("--batch-size", type=number(int, 1, 4096), default=None, metavar="B",
                    help="images per forward pass (default 8); several label maps of one size share a pass")
     p.add_argument("--z-file", default=None, metavar="F",
                    help="use this noise (.npy/.npz/.pt, e.g. one written beside an image): shape (z_dim,), "
@@ -56,11 +61,12 @@ def register(sub) -> None:
                         "only where the label has these classes")
     p.add_argument("--mask", default=None, metavar="PNG",
                    help="resample the noise only where this mask is non-zero (resized to the label, nearest)")
-    p.add_argument("--interpolate", type=int, default=None, metavar="N",
+    p.add_argument("--interpolate", type=number(int, 1, 10000), default=None, metavar="N",
                    help="write N frames between two noises (seeds S and S+1, or the first two of --z-file; "
                         "with --resample-classes/--mask only the region changes) and an animated GIF")
     p.add_argument("--slerp", action="store_true", help="spherical instead of linear interpolation")
-    p.add_argument("--gif-ms", type=int, default=80, help="GIF frame duration in milliseconds (default 80)")
+    p.add_argument("--gif-ms", type=number(int, 1, 60000), default=80,
+                   help="GIF frame duration in milliseconds (default 80)")
     p.add_argument("--device", default="auto", help="auto (GPU when available), cpu, cuda, cuda:1 ...")
     p.add_argument("--skip-bad", action="store_true",
                    help="with a folder: report bad label files and go on (exit code 2 at the end)")
@@ -77,6 +83,28 @@ def label_files(path: Path) -> List[Path]:
     files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in LABEL_EXTENSIONS)
     if not files:
         raise DataError(f"{path}: no label files ({', '.join(LABEL_EXTENSIONS)}) in this folder")
+    return files
+
+
+def write_examples(model, folder: Path, n: int, size) -> List[Path]:
+    """`n` example label maps for the model's classes (the painter's examples) as index PNGs."""
+    import numpy as np
+    from PIL import Image
+
+    from ..app.core import example_label
+    from ..data.labelmaps import label_convention
+
+    cfg = model.config
+    names = [cfg.class_name(i) for i in range(cfg.semantic_nc)]
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for k in range(n):
+        path = folder / f"example_{k:02d}.png"
+        lab = example_label(names, size[0], size[1], cfg.dontcare_label, k)
+        if label_convention(cfg) == "coco":  # written in the dataset's own ids, as a user's file is
+            lab = np.where(lab == 0, 255, lab - 1)
+        Image.fromarray(lab.astype(np.uint8 if cfg.semantic_nc <= 256 else np.int32)).save(path)
+        files.append(path)
     return files
 
 
@@ -153,7 +181,10 @@ def run(args: argparse.Namespace) -> int:
             h, w = S.valid_size(size[0], size[1], mult)
             raise S.SynthesisError(f"--size {args.size}: sizes must be multiples of {mult} for this model, "
                                    f"e.g. --size {h}x{w}")
-    files = label_files(Path(args.labels))
+    if args.examples is not None:
+        files = write_examples(model, Path(args.out) / "examples", args.examples, size or train_size)
+    else:
+        files = label_files(Path(args.labels))
     if size is None:
         print("output size: each label map's own (--native-size)", file=sys.stderr)
     else:

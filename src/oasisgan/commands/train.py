@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_preset_args, config_overrides, format_config
+from .common import add_preset_args, config_overrides, format_config, number
 
 # flag -> config field (type, help)
 FLAGS = [
@@ -43,7 +43,7 @@ def register(sub) -> None:
                    help="continue from RUN_DIR/checkpoints/latest.ckpt with RUN_DIR/config.yaml "
                         "(starts fresh when there is no checkpoint yet)")
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:K (default: cuda when available)")
-    p.add_argument("--eval-every", type=int, default=None, metavar="N",
+    p.add_argument("--eval-every", type=number(int, 0, 10**9), default=None, metavar="N",
                    help="evaluate the EMA generator every N iterations and keep best.ckpt "
                         "(default: the preset's freq_fid when the metric's weights are available; 0: off)")
     for flag, _, typ, hlp in FLAGS:
@@ -84,7 +84,7 @@ def resolve_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = resolve_config(args)
+    cfg = resolve_config(args).check_trainable()
     if args.dry_run:
         print(format_config(cfg))
         return 0

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from ..errors import DataError, LabelError
-from . import ade20k, cityscapes, coco_stuff, custom
+from . import ade20k, camvid, cityscapes, coco_stuff, custom
 from .base import Listing, PairedDataset
-from .classes import BENCHMARK_CLASSES, ClassesSpec, read_classes_file, write_classes_file
+from .classes import BENCHMARK_CLASSES, BENCHMARK_PALETTES, ClassesSpec, read_classes_file, write_classes_file
 from .labelmaps import read_label_file
 from .loader import batches_per_epoch, epoch_loader, eval_loader, fixed_batch
 from .toy import generate_toy
@@ -30,7 +30,7 @@ __all__ = ["config_for_root", "build_dataset", "read_label_file", "check_dataset
            "read_classes_file", "write_classes_file", "ClassesSpec", "DataError", "LabelError", "LAYOUTS"]
 
 LAYOUTS = {"ade20k": ade20k, "ade20k-outdoor": ade20k, "cityscapes": cityscapes, "coco-stuff": coco_stuff,
-           "custom": custom}
+           "camvid": camvid, "custom": custom}
 
 
 def config_for_root(preset_name: str, root: Optional[Union[str, Path]] = None, **overrides: Any):
@@ -58,7 +58,8 @@ def config_for_root(preset_name: str, root: Optional[Union[str, Path]] = None, *
     if cfg.class_names is None and names is not None and len(names) == cfg.semantic_nc:
         fill["class_names"] = list(names)
     if cfg.palette is None:
-        fill["palette"] = official_colormap(cfg.semantic_nc).tolist()
+        own = BENCHMARK_PALETTES.get(cfg.dataset)
+        fill["palette"] = own if own is not None else official_colormap(cfg.semantic_nc).tolist()
     return cfg.replace(**fill) if fill else cfg
 
 
@@ -79,7 +80,7 @@ def _names(paths, limit: int = 5) -> str:
 def build_dataset(cfg, root: Union[str, Path], split: str = "train", augment: Optional[bool] = None,
                   seed: Optional[int] = None) -> PairedDataset:
     """The dataset of one split. ``augment=None``: random crop + flip for train (flip unless
-    ``cfg.no_flip``), none for val (resized to the generated size). ``seed`` defaults to ``cfg.seed``."""
+    ``cfg.no_flip``), none for val (brought to the generated size; ``cfg.preprocess_mode``). ``seed`` defaults to ``cfg.seed``."""
     root = Path(root)
     if not root.exists():
         raise DataError(f"data root {root} does not exist")

@@ -11,6 +11,7 @@ from PIL import Image
 
 from ..errors import DataError
 from .labelmaps import ColorLookup, open_label, pil_label_to_ids
+from .photos import read_photo
 from .transforms import TransformSpec, apply_pair, image_to_tensor, item_rng, sample_params
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -111,11 +112,7 @@ class PairedDataset(torch.utils.data.Dataset):
     def load(self, index: int) -> Tuple[Image.Image, Image.Image]:
         """The untransformed image (RGB) and label (PIL, in the file's own mode)."""
         pair = self.pairs[index]
-        try:
-            with Image.open(pair.image) as im:
-                image = im.convert("RGB")
-        except Exception as e:
-            raise DataError(f"cannot read image file {pair.image}: {e}") from None
+        image = read_photo(pair.image)
         label = open_label(pair.label)
         if image.size != label.size:
             raise DataError(f"image {pair.image} is {image.size[0]}x{image.size[1]} but its label "
@@ -131,7 +128,7 @@ class PairedDataset(torch.utils.data.Dataset):
             index += len(self)
         image, label = self.load(index)
         rng = item_rng(self.seed, epoch, index) if self.spec.random else None
-        params = sample_params(self.spec, rng)
+        params = sample_params(self.spec, rng, image.size)
         image, label = apply_pair(image, label, self.spec, params)
         arr = np.asarray(label)
         ids = pil_label_to_ids(label, self.cfg, self.pairs[index].label,

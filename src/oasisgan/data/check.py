@@ -165,6 +165,8 @@ def _scan_pair(pair, cfg, lookup: ColorLookup, decode_image: bool, decode_label:
     """Returns a dict of findings for one pair (never raises). Without decoding, a file is only
     opened (format, size) and checked for its end-of-file trailer."""
     out: Dict = {}
+    if pair.label.suffix.lower() in (".jpg", ".jpeg"):
+        decode_label = False  # refused by the label reader; listed on its own (jpeg_labels)
     try:
         with Image.open(pair.image) as im:
             out["image_size"] = im.size

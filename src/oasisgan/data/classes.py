@@ -83,12 +83,22 @@ COCO_STUFF_CLASSES: List[str] = ["unlabeled"] + [
     "wall-tile", "wall-wood", "water-other", "waterdrops", "window-blind", "window-other", "wood",
 ]
 
+# CamVid (SegNet release): ids 0..10, 11 = Unlabelled (don't care); the release's own colours.
+CAMVID_CLASSES: List[str] = ["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence",
+                             "Car", "Pedestrian", "Bicyclist", "Unlabelled"]
+CAMVID_PALETTE: List[List[int]] = [
+    [128, 128, 128], [128, 0, 0], [192, 192, 128], [128, 64, 128], [60, 40, 222], [128, 128, 0],
+    [192, 128, 128], [64, 64, 128], [64, 0, 128], [64, 64, 0], [0, 128, 192], [0, 0, 0]]
+
 BENCHMARK_CLASSES: Dict[str, List[str]] = {
     "ade20k": ADE20K_CLASSES,
     "ade20k-outdoor": ADE20K_CLASSES,
     "cityscapes": CITYSCAPES_CLASSES,
     "coco-stuff": COCO_STUFF_CLASSES,
+    "camvid": CAMVID_CLASSES,
 }
+# Layouts whose release has its own colours (the others use the official OASIS colormap).
+BENCHMARK_PALETTES: Dict[str, List[List[int]]] = {"camvid": CAMVID_PALETTE}
 
 
 @dataclass

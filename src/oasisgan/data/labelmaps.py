@@ -25,11 +25,21 @@ def label_convention(cfg) -> str:
     return "coco" if cfg.dataset == "coco-stuff" else "index"
 
 
+LOSSY_FORMATS = ("JPEG", "MPO", "WEBP")  # their compression changes ids (WebP: unless lossless; refused too)
+
+
 def open_label(path: Union[str, Path]) -> Image.Image:
-    """Open and decode a label image (PIL), raising LabelError naming the file."""
+    """Open and decode a label image (PIL), raising LabelError naming the file. JPEG label maps
+    are refused, whatever their name: compression blurs ids into others (a grey JPEG of quality
+    30 had 2,496 of 4,096 ids wrong), as the painter refuses them."""
     try:
         img = Image.open(path)
+        if img.format in LOSSY_FORMATS:
+            raise LabelError(f"label file {path} is a {img.format} file, whose compression changes label "
+                             "ids: save label maps as PNG (index or colour)")
         img.load()
+    except LabelError:
+        raise
     except FileNotFoundError:
         raise LabelError(f"label file {path} does not exist") from None
     except Exception as e:

@@ -278,6 +278,28 @@ def _write_range(args) -> int:
     return stop - start
 
 
+def _check_ours(out: Path) -> None:
+    """Regenerating deletes the PNGs of the layout's folders: only in a toy dataset (its toy.json,
+    or classes.yaml with the toy classes after a generation that was cut short) or a folder that
+    is new or empty, never in a user's own dataset of the same layout."""
+    from ..errors import OutputError
+    from .classes import read_classes_file
+
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise OutputError(f"{out} exists and is not a folder; choose a new folder for the toy dataset")
+    if (out / "toy.json").is_file() or not any(out.iterdir()):
+        return
+    try:
+        ours = read_classes_file(out / "classes.yaml").names == [n for n, _ in TOY_CLASSES]
+    except Exception:
+        ours = False
+    if not ours:
+        raise OutputError(f"{out} is not empty and is not a toy dataset (no toy.json); choose a new folder, "
+                          "so that no file of yours is replaced")
+
+
 def generate_toy(out: Union[str, Path], size: int = 64, n_train: int = 2000, n_val: int = 200, seed: int = 0,
                  workers: Optional[int] = None, progress: bool = False, overwrite: bool = True,
                  appearances: int = 1) -> Path:
@@ -307,6 +329,7 @@ def generate_toy(out: Union[str, Path], size: int = 64, n_train: int = 2000, n_v
                 return out
         except ValueError:
             pass
+    _check_ours(out)
     for split in ("train", "val"):
         for sub in ("images", "labels"):
             d = out / split / sub

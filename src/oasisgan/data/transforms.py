@@ -9,6 +9,13 @@ Official (dataloaders/*Dataset.py), per image/label pair:
      label: the integer ids.
 Validation ("for_metrics") resizes straight to the generated size, no crop, no flip.
 
+That is ``preprocess_mode: resize_and_crop``, the official one: it distorts photos whose aspect
+ratio is not the generated size's. ``scale_shortside_and_crop`` (SPADE's mode of that name, for
+any aspect ratio) keeps the photo's shape instead: step 1 scales the image by one factor so that it
+just covers the (load_h, load_w) box, and step 2 crops at a random place in the whole scaled
+image; validation scales it to cover the generated size and takes the centre. For a photo of the
+generated size's aspect ratio both modes give the same pixels.
+
 Randomness comes from ``item_rng(seed, epoch, index)`` instead of Python's global ``random``, so an
 item's augmentation depends only on (seed, epoch, index): not on workers, processes or resumption.
 The draws are made in the official order (crop x, crop y, flip).
@@ -34,18 +41,28 @@ class TransformSpec:
     load_size: Tuple[int, int]
     crop_size: Tuple[int, int]
     flip: bool
+    keep_aspect: bool = False  # scale to cover load_size instead of resizing to it
 
     @classmethod
     def from_config(cls, cfg, augment: bool) -> "TransformSpec":
         crop = (cfg.height, cfg.width)
+        keep = getattr(cfg, "preprocess_mode", "resize_and_crop") == "scale_shortside_and_crop"
         if not augment:
-            return cls(load_size=crop, crop_size=crop, flip=False)
+            return cls(load_size=crop, crop_size=crop, flip=False, keep_aspect=keep)
         load = (int(round(cfg.load_size / cfg.aspect_ratio)), int(cfg.load_size))
-        return cls(load_size=load, crop_size=crop, flip=not cfg.no_flip)
+        return cls(load_size=load, crop_size=crop, flip=not cfg.no_flip, keep_aspect=keep)
 
     @property
     def random(self) -> bool:
         return self.flip or self.load_size != self.crop_size
+
+    def scaled_size(self, image_wh: Tuple[int, int]) -> Tuple[int, int]:
+        """(height, width) of an image of PIL size ``image_wh`` before the crop."""
+        if not self.keep_aspect:
+            return self.load_size
+        (w, h), (lh, lw) = image_wh, self.load_size
+        s = max(lw / w, lh / h)
+        return max(lh, int(round(h * s))), max(lw, int(round(w * s)))
 
 
 @dataclass(frozen=True)
@@ -60,10 +77,14 @@ def item_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     return np.random.default_rng([int(seed) & 0xFFFFFFFF, int(epoch), int(index)])
 
 
-def sample_params(spec: TransformSpec, rng: Optional[np.random.Generator]) -> AugmentParams:
+def sample_params(spec: TransformSpec, rng: Optional[np.random.Generator],
+                  image_wh: Optional[Tuple[int, int]] = None) -> AugmentParams:
+    """The crop offsets and flip of one item; without randomness, the centre crop."""
     (lh, lw), (ch, cw) = spec.load_size, spec.crop_size
+    if spec.keep_aspect and image_wh is not None:
+        lh, lw = spec.scaled_size(image_wh)
     if rng is None or not spec.random:
-        return AugmentParams()
+        return AugmentParams((lw - cw) // 2, (lh - ch) // 2) if spec.keep_aspect else AugmentParams()
     x = int(rng.integers(0, max(0, lw - cw) + 1))
     y = int(rng.integers(0, max(0, lh - ch) + 1))
     flip = bool(rng.random() < 0.5) if spec.flip else False
@@ -80,9 +101,10 @@ def resize_pil(img: Image.Image, size_hw: Tuple[int, int], resample) -> Image.Im
 def apply_pair(image: Image.Image, label: Image.Image, spec: TransformSpec,
                params: AugmentParams) -> Tuple[Image.Image, Image.Image]:
     """Resize (bicubic / nearest), crop and flip an image and its label identically."""
-    image = resize_pil(image, spec.load_size, BICUBIC)
-    label = resize_pil(label, spec.load_size, NEAREST)
-    (lh, lw), (ch, cw) = spec.load_size, spec.crop_size
+    size = spec.scaled_size(image.size)
+    image = resize_pil(image, size, BICUBIC)
+    label = resize_pil(label, size, NEAREST)
+    (lh, lw), (ch, cw) = size, spec.crop_size
     if (lh, lw) != (ch, cw):
         box = (params.crop_x, params.crop_y, params.crop_x + cw, params.crop_y + ch)
         image, label = image.crop(box), label.crop(box)

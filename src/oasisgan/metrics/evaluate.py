@@ -36,7 +36,8 @@ METRIC_INFO: Dict[str, Tuple[str, bool]] = {
     "fsd": ("Fréchet Segmenter Distance (reference U-Net features; not FID)", True),
     "miou_ratio": ("mIoU on generated images / the segmenter's mIoU on the real ones", False),
     "spread": ("per-pixel std (0-255) between samples of one label map (diversity)", False),
-    "spread_real": ("the same between the real looks of one label map (toy --appearances)", False),
+    "spread_real": ("the same between the real looks of one label map (toy --appearances), or between a "
+                    "photo and its layout twin (CamVid)", False),
     "spread_ratio": ("spread / spread_real: generated diversity against the real one", False),
     "msssim_real": ("mean MS-SSIM between the real looks of one label map", True),
 }
@@ -481,8 +482,7 @@ def pixel_spread(images: torch.Tensor) -> float:
 def _real_looks(item, looks, cfg) -> Optional[torch.Tensor]:
     """The real looks of a dataset item ((K, 3, H, W) in [-1, 1]): its image and the other renders
     of its label map (`oasis data toy --appearances K`); None when it has none."""
-    from PIL import Image
-
+    from ..data.photos import read_photo
     from ..data.transforms import BICUBIC, image_to_tensor
 
     files = looks.get(Path(str(item.get("name", ""))).name)
@@ -490,18 +490,21 @@ def _real_looks(item, looks, cfg) -> Optional[torch.Tensor]:
         return None
     imgs = [torch.as_tensor(item["image"])]
     for f in files:
-        with Image.open(f) as im:
-            im = im.convert("RGB")
-            if im.size != (cfg.width, cfg.height):
-                im = im.resize((cfg.width, cfg.height), BICUBIC)
-            imgs.append(image_to_tensor(im))
+        im = read_photo(f)
+        if im.size != (cfg.width, cfg.height):
+            im = im.resize((cfg.width, cfg.height), BICUBIC)
+        imgs.append(image_to_tensor(im))
     return torch.stack(imgs)
 
 
 def _diversity(gen, cfg, dataset, lp, want_ms, want_spread, samples, n_maps, batch_size, seed, gen_device,
                dev, progress, report, data_root=None):
+    """LPIPS / MS-SSIM / spread between `samples` images of each of `n_maps` label maps, and the
+    real reference: the real looks of each map (toy), or else its layout twin (`metrics.twins`,
+    where the spread ratio compares both on the pixels where the twin's classes agree)."""
     from ..data.toy import appearance_paths
     from .diversity import ms_ssim, pairwise_mean
+    from .twins import find_twins, masked_spread
 
     if samples < 2:
         raise OASISError("diversity needs --samples >= 2")
@@ -509,9 +512,12 @@ def _diversity(gen, cfg, dataset, lp, want_ms, want_spread, samples, n_maps, bat
     n_maps = n if n_maps is None or n_maps <= 0 else min(n_maps, n)
     rng = torch.Generator().manual_seed(seed)
     looks = appearance_paths(data_root) if data_root is not None and (want_spread or want_ms) else {}
+    twins = find_twins(cfg, data_root, dataset, n_maps) if want_spread and not looks else [None] * n_maps
     lp_total = ms_total = spread_total = 0.0
     real_spread = real_ms = 0.0
     real_maps = 0
+    twin_gen = twin_real = twin_agree = 0.0
+    twin_maps = 0
     for i in _progress(range(n_maps), "evaluate diversity", progress):
         item = dataset[i]
         label = torch.as_tensor(item["label"])[None].to(gen_device)
@@ -534,6 +540,13 @@ def _diversity(gen, cfg, dataset, lp, want_ms, want_spread, samples, n_maps, bat
             if want_ms:
                 real_ms += pairwise_mean(lambda a, b: ms_ssim((a + 1) / 2, (b + 1) / 2), real.to(dev),
                                          batch_size)
+        if twins[i] is not None and twins[i][1].any():
+            twin_image, mask, agree = twins[i]
+            pair = torch.stack([torch.as_tensor(item["image"]), twin_image])
+            twin_gen += masked_spread(imgs.cpu(), mask)
+            twin_real += masked_spread(pair, mask)
+            twin_agree += agree
+            twin_maps += 1
     if lp is not None:
         report.metrics["lpips"] = lp_total / n_maps
     if want_ms:
@@ -545,6 +558,11 @@ def _diversity(gen, cfg, dataset, lp, want_ms, want_spread, samples, n_maps, bat
         if real_maps:
             report.metrics["spread_real"] = real_spread / real_maps
             report.metrics["spread_ratio"] = report.metrics["spread"] / max(report.metrics["spread_real"], 1e-8)
+        elif twin_maps:
+            report.metrics["spread_real"] = twin_real / twin_maps
+            report.metrics["spread_ratio"] = twin_gen / max(twin_real, 1e-8)
+            report.info["layout_twins"] = {"label_maps": twin_maps, "mean_agreement": round(twin_agree / twin_maps, 4),
+                                           "spread_on_agreeing_pixels": twin_gen / twin_maps}
     if real_maps:
         report.info["real_looks"] = {"label_maps": real_maps, "looks_per_map": 1 + len(next(iter(looks.values())))}
     report.info["diversity"] = {"samples_per_map": samples, "label_maps": n_maps, "pairs": "all"}

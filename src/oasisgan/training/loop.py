@@ -35,8 +35,8 @@ import torch
 import torch.nn as nn
 
 from ..allocator import tune_cpu_allocator
-from ..checkpoint import (CheckpointError, atomic_save, atomic_write, make_checkpoint, read_checkpoint,
-                          remove_stale_temporaries)
+from ..checkpoint import (CheckpointError, CheckpointWriteError, atomic_save, atomic_write, make_checkpoint,
+                          read_checkpoint, remove_stale_temporaries)
 from ..config import ConfigError, OASISConfig, RuntimeConfig, flat_fields
 from ..data.loader import batches_per_epoch, epoch_loader, fixed_batch
 from ..errors import DataError, OASISError, first_line, worker_error_text
@@ -124,7 +124,7 @@ class Trainer:
         ctx = self.ctx
         if eval_every is not None:
             cfg = cfg.replace(freq_fid=int(eval_every))
-        cfg.validate()
+        cfg.check_trainable()
         self.cfg, self.data_root = cfg, None if data_root is None else Path(data_root)
         self.out_dir = Path(out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
@@ -427,7 +427,12 @@ class Trainer:
         path = None
         for name in names:
             path = self.ckpt_dir / f"{name}.ckpt"
-            atomic_save(ckpt if name == "latest" else dict(ckpt, training=None), path)
+            try:
+                atomic_save(ckpt if name == "latest" else dict(ckpt, training=None), path)
+            except CheckpointWriteError as e:  # disk full, read-only: say where and what is kept
+                kept = ", kept" if (self.ckpt_dir / "latest.ckpt").is_file() else ""
+                raise CheckpointWriteError(path, e.reason, f"iteration {step} is not saved; "
+                                                           f"{self._last_good()}{kept}") from None
         return path
 
     def _last_good(self) -> str:
