@@ -298,6 +298,14 @@ def test_cli(model, files, tmp_path, capsys):
     assert summary["psnr"] > summary["psnr_random_noise"] and summary["lpips"] is None
     for f in ("z.pt", "z_reconstruction.png", "z_edited.png"):
         assert (tmp_path / "out" / f).is_file()
+    # an existing output is not replaced unasked (checked before the inversion runs), or with --force
+    before = (tmp_path / "out" / "z_reconstruction.png").read_bytes()
+    args = base + ["--image", str(files["image"]), "--label", str(files["label"]), "--steps", "2"]
+    assert main(args) == 2
+    assert "z.pt exists" in capsys.readouterr().err
+    assert (tmp_path / "out" / "z_reconstruction.png").read_bytes() == before
+    assert main(args + ["--force"]) == 0
+    capsys.readouterr()
     base[4] = str(tmp_path / "z.npy")  # --out must be a .pt
     assert main(base + ["--image", str(files["image"]), "--label", str(files["label"])]) == 2
     assert "z.npy" in capsys.readouterr().err

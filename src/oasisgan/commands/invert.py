@@ -50,6 +50,8 @@ def register(sub) -> None:
     p.add_argument("--device", default="auto", help="auto (GPU when available), cpu, cuda, cuda:1 ...")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument("--force", action="store_true",
+                   help="replace existing output files (OUT, OUT_reconstruction.png, OUT_edited.png)")
     p.set_defaults(func=run)
 
 
@@ -58,12 +60,17 @@ def run(args: argparse.Namespace) -> int:
 
     from .. import load
     from ..editing import EditingError, edit, random_psnr, read_pair
+    from ..outputs import check_output_file
     from ..synthesis import parse_size, resize_label, to_pil
     from .synthesize import resolve_device
 
     out = Path(args.out)
     if out.suffix != ".pt":
         raise EditingError(f"{out}: the inversion is written as a .pt file")
+    stem = out.with_suffix("")
+    outputs = [out, Path(f"{stem}_reconstruction.png")] + ([Path(f"{stem}_edited.png")] if args.edit_label else [])
+    for path in outputs:  # before the long inversion: nothing of the user's is replaced unasked
+        check_output_file(path, args.force)
     model = load(args.checkpoint, device=resolve_device(args.device))
     size = parse_size(args.size) if args.size else None
     image, label = read_pair(model, args.image, args.label, size)
@@ -81,7 +88,6 @@ def run(args: argparse.Namespace) -> int:
                            image_name=args.image, label_name=args.label)
     out.parent.mkdir(parents=True, exist_ok=True)
     inv.save(out)
-    stem = out.with_suffix("")
     files = [str(out), f"{stem}_reconstruction.png"]
     to_pil(inv.reconstruction)[0].save(files[1])
     if edited is not None:
