@@ -107,9 +107,9 @@ def evaluate_run(run: Path, data_root: Path, segmenter, args, done: Dict[int, Di
                                  fsd_segmenter=segmenter, max_images=args.max_images, samples=args.samples,
                                  diversity_maps=args.diversity_maps, progress=False, use_cache=False)
         row = {"iteration": it, **{k: float(v) for k, v in report.metrics.items()}}
-        known = [h for i, h in hours.items() if i <= it]
-        if it in hours or (known and it <= max(hours)):
-            row["hours"] = round(hours.get(it, max(known)), 4)
+        logged = [i for i in hours if i <= it]
+        if logged and it - max(logged) <= 100:  # the last logged iteration at or before it
+            row["hours"] = round(hours[max(logged)], 4)
         per_class = report.info.get("per_class_iou")
         if per_class:
             row["per_class_iou"] = per_class
@@ -121,15 +121,15 @@ def evaluate_run(run: Path, data_root: Path, segmenter, args, done: Dict[int, Di
 COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (23, 190, 207)]
 
 
-def plot(curves: Dict[str, List[Dict]], out: Path, panels, targets, x: str = "iteration") -> None:
-    """A small line plot per metric, runs as coloured lines (PIL only); `x`: iteration or hours."""
+def plot(curves: Dict[str, List[Dict]], out: Path, panels, targets, along: str = "iteration") -> None:
+    """A small line plot per metric, runs as coloured lines (PIL only); `along`: iteration or hours."""
     from PIL import Image, ImageDraw
 
-    curves = {k: [r for r in rows if x in r] for k, rows in curves.items()}
+    curves = {k: [r for r in rows if along in r] for k, rows in curves.items()}
     pw, ph, margin = 360, 240, 48
     img = Image.new("RGB", (pw * len(panels), ph + 40 + 18 * len(curves)), "white")
     draw = ImageDraw.Draw(img)
-    xmax = max((r[x] for rows in curves.values() for r in rows), default=1) or 1
+    xmax = max((r[along] for rows in curves.values() for r in rows), default=1) or 1
     for k, (key, title) in enumerate(panels):
         x0, y0, x1, y1 = k * pw + margin, 30, (k + 1) * pw - 16, ph - 24
         vals = [r[key] for rows in curves.values() for r in rows if key in r]
@@ -153,7 +153,7 @@ def plot(curves: Dict[str, List[Dict]], out: Path, panels, targets, x: str = "it
                 draw.line((xs, y, xs + 4, y), fill=(120, 120, 120))
 
         def pos(r):
-            return (x0 + (x1 - x0) * r[x] / xmax, y1 - (y1 - y0) * (r[key] - ymin) / (ymax - ymin))
+            return (x0 + (x1 - x0) * r[along] / xmax, y1 - (y1 - y0) * (r[key] - ymin) / (ymax - ymin))
 
         for c, rows in enumerate(curves.values()):
             pts = [pos(r) for r in rows if key in r]
@@ -166,7 +166,7 @@ def plot(curves: Dict[str, List[Dict]], out: Path, panels, targets, x: str = "it
         y = ph + 10 + 18 * c
         draw.rectangle((margin, y + 3, margin + 14, y + 11), fill=COLOURS[c % len(COLOURS)])
         draw.text((margin + 20, y), name, fill="black")
-    axis = "training hours" if x == "hours" else "iteration"
+    axis = "training hours" if along == "hours" else "iteration"
     draw.text((img.width - 190, ph + 10), f"x: {axis}; dashed: target", fill=(90, 90, 90))
     out.parent.mkdir(parents=True, exist_ok=True)
     img.save(out)
@@ -214,7 +214,7 @@ def main() -> int:
     written = [args.out, data_path]
     if args.hours:
         hours_png = args.out.with_name(args.out.stem + "_hours.png")
-        plot(curves, hours_png, panels, targets, x="hours")
+        plot(curves, hours_png, panels, targets, along="hours")
         written.insert(1, hours_png)
     print("wrote " + ", ".join(map(str, written)))
     return 0
