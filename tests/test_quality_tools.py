@@ -43,7 +43,9 @@ def test_generate_with_appearances_and_cli(tmp_path):
     assert main(["data", "toy", "--out", str(tmp_path / "c"), "--size", "32", "--train", "2", "--val", "2",
                  "--appearances", "2"]) == 0
     assert len(appearance_paths(tmp_path / "c")) == 2
-    assert main(["data", "toy", "--out", str(tmp_path / "d"), "--appearances", "0"]) == 2
+    with pytest.raises(SystemExit) as e:  # argparse's one-line error, before anything runs
+        main(["data", "toy", "--out", str(tmp_path / "d"), "--appearances", "0"])
+    assert e.value.code == 2
 
 
 def test_pixel_spread():

@@ -51,7 +51,9 @@ def test_failed_save_keeps_previous_checkpoint(tiny_root, tmp_path, monkeypatch)
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("oasisgan.checkpoint.torch.save", broken_save)
-    with pytest.raises(OSError):
+    from oasisgan.checkpoint import CheckpointWriteError
+
+    with pytest.raises(CheckpointWriteError, match="No space left on device.*last good checkpoint.*kept"):
         train(tiny_cfg(tiny_root, iters=4), tiny_root, out, resume=True, progress=False)
     assert (out / "checkpoints/latest.ckpt").read_bytes() == before
     assert [p.name for p in (out / "checkpoints").iterdir()] == ["latest.ckpt"]  # no temp files left

@@ -413,7 +413,7 @@ def _pick(names: Sequence[str], role: str, taken: set, fallback: List[int], requ
 
 def example_label(names: Sequence[str], height: int, width: int, dontcare: Optional[int],
                   variant: int = 0) -> np.ndarray:
-    """A street (`oasisgan.data.street`) for models with sky, building and road classes; else a
+    """A street (`oasisgan.data.street`) for street-scene models (CamVid, Cityscapes classes); else a
     simple scene: sky, a far range, ground, a lake and a few blobs (variant moves things)."""
     from ..data.street import street_classes, street_label
 

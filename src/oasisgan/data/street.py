@@ -4,7 +4,8 @@ models (CamVid, Cityscapes), so that the painter and the shipped model's example
 A road narrows to a vanishing point between two rows of building facades, with pavement on both
 sides, sky above, trees, poles with signs, a fence, cars on the road and people on the pavement;
 ``variant`` moves the vanishing point, the horizon and the objects. Classes are found by name
-(case-insensitive, with the Cityscapes synonyms); a scene needs at least sky, building and road.
+(case-insensitive, with the Cityscapes synonyms); a street model's classes include sky, building,
+road, pavement (sidewalk) and car.
 """
 from __future__ import annotations
 
@@ -19,11 +20,12 @@ SYNONYMS: Dict[str, Sequence[str]] = {
     "pole": ("pole",), "sign": ("signsymbol", "traffic sign", "sign"), "fence": ("fence",),
     "person": ("pedestrian", "person"), "cyclist": ("bicyclist", "rider"),
 }
-REQUIRED = ("sky", "building", "road")
+REQUIRED = ("sky", "building", "road", "pavement", "car")  # a street dataset's classes, not a landscape's
 
 
 def street_classes(names: Sequence[str]) -> Optional[Dict[str, int]]:
-    """{role: class id} for the roles the names have, or None without sky, building and road."""
+    """{role: class id} for the roles the names have, or None unless the names are a street
+    dataset's (sky, building, road, pavement or sidewalk, car)."""
     low = [str(n).strip().lower() for n in names]
     found = {role: low.index(s) for role, syns in SYNONYMS.items() for s in syns[::-1] if s in low}
     return found if all(r in found for r in REQUIRED) else None
@@ -33,7 +35,7 @@ def street_label(names: Sequence[str], height: int, width: int, variant: int = 0
     """An (height, width) int64 label map of a street (see the module docstring)."""
     ids = street_classes(names)
     if ids is None:
-        raise ValueError("a street layout needs classes named sky, building and road")
+        raise ValueError("a street layout needs classes named sky, building, road, pavement (or sidewalk) and car")
     rng = np.random.default_rng(variant)
     # drawn at 4x and reduced with nearest, so that thin poles survive at small sizes
     s = 4
