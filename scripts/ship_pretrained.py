@@ -57,7 +57,7 @@ def card(name: str, cfg, meta: dict, run_cfg: dict, report: dict, curve: dict, s
              f"| generator | EMA weights, channels_G {cfg.channels_G}, {cfg.num_res_blocks} blocks, z_dim "
              f"{cfg.z_dim}, SPADE hidden {cfg.spade_hidden} |",
              f"| discriminator | channels_D {cfg.channels_D}, {cfg.num_res_blocks} down + up blocks |",
-             f"| storage | float16 weights (loaded as float32) |",
+             "| storage | float16 weights (loaded as float32) |",
              f"| training | {meta.get('iteration')} iterations of batch {cfg.batch_size}"
              + (f", {curve['hours']:.1f} hours on one CPU thread" if curve.get("hours") else "") + " |", "",
              "## Recipe (`--preset camvid`)", "",
@@ -121,9 +121,8 @@ def main() -> int:
         curve["hours"] = at[-1]["hours"] if at else None
         zero = [r for r in rows if r["iteration"] == 0]
         curve["untrained_per_class_iou"] = zero[0].get("per_class_iou") if zero else None
-    if args.out.exists():
-        shutil.rmtree(args.out)  # our own folder, rewritten whole
-    model.save_pretrained(args.out, discriminator=True, card={"name": args.name})
+    # force: an earlier ship is replaced file by file; nothing else in the folder is touched
+    model.save_pretrained(args.out, discriminator=True, card={"name": args.name}, force=True)
     for f in ("model.safetensors", "discriminator.safetensors"):
         if (args.out / f).is_file():
             half_large(args.out / f)
