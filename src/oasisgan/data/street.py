@@ -27,7 +27,8 @@ def street_classes(names: Sequence[str]) -> Optional[Dict[str, int]]:
     """{role: class id} for the roles the names have, or None unless the names are a street
     dataset's (sky, building, road, pavement or sidewalk, car)."""
     low = [str(n).strip().lower() for n in names]
-    found = {role: low.index(s) for role, syns in SYNONYMS.items() for s in syns[::-1] if s in low}
+    found = {role: next(low.index(s) for s in syns if s in low)
+             for role, syns in SYNONYMS.items() if any(s in low for s in syns)}
     return found if all(r in found for r in REQUIRED) else None
 
 

@@ -46,7 +46,7 @@ class TransformSpec:
     @classmethod
     def from_config(cls, cfg, augment: bool) -> "TransformSpec":
         crop = (cfg.height, cfg.width)
-        keep = getattr(cfg, "preprocess_mode", "resize_and_crop") == "scale_shortside_and_crop"
+        keep = cfg.preprocess_mode == "scale_shortside_and_crop"
         if not augment:
             return cls(load_size=crop, crop_size=crop, flip=False, keep_aspect=keep)
         load = (int(round(cfg.load_size / cfg.aspect_ratio)), int(cfg.load_size))
@@ -81,7 +81,7 @@ def sample_params(spec: TransformSpec, rng: Optional[np.random.Generator],
                   image_wh: Optional[Tuple[int, int]] = None) -> AugmentParams:
     """The crop offsets and flip of one item; without randomness, the centre crop."""
     (lh, lw), (ch, cw) = spec.load_size, spec.crop_size
-    if spec.keep_aspect and image_wh is not None:
+    if image_wh is not None:
         lh, lw = spec.scaled_size(image_wh)
     if rng is None or not spec.random:
         return AugmentParams((lw - cw) // 2, (lh - ch) // 2) if spec.keep_aspect else AugmentParams()
