@@ -12,7 +12,8 @@ evaluated with `oasisgan.metrics.evaluate_report` on the validation split: mIoU 
 generator's images under the reference segmenter, as a ratio to the segmenter's mIoU on the real
 images; FSD; and the per-pixel spread between noises as a ratio to the spread between the real
 looks of each label map (`oasis data toy --appearances K`), or, for CamVid, to the spread between
-each photo and its layout twin (`oasisgan.metrics.twins`). Writes ``<out>.json`` and a PNG with
+each photo and its layout twin (`oasisgan.metrics.twins`); and the grid-locked period-2/4/8
+patterns over the real images' (`oasisgan.metrics.periodicity`). Writes ``<out>.json`` and a PNG with
 one panel per figure (drawn with PIL: no plotting library needed).
 
 ``--untrained`` adds iteration 0: the run's generator freshly initialised (its seed), with
@@ -103,7 +104,8 @@ def evaluate_run(run: Path, data_root: Path, segmenter, args, done: Dict[int, Di
             continue
         torch.manual_seed(0)
         model = untrained_model(run, data_root) if path is None else load(path)
-        report = evaluate_report(model, model.config, data_root, ("miou", "fsd", "spread"), segmenter=segmenter,
+        report = evaluate_report(model, model.config, data_root, ("miou", "fsd", "spread", "periodicity"),
+                                 segmenter=segmenter,
                                  fsd_segmenter=segmenter, max_images=args.max_images, samples=args.samples,
                                  diversity_maps=args.diversity_maps, progress=False, use_cache=False)
         row = {"iteration": it, **{k: float(v) for k, v in report.metrics.items()}}
@@ -208,7 +210,7 @@ def main() -> int:
         data_path.write_text(json.dumps({"data_root": str(args.data_root), "segmenter": seg, "runs": curves},
                                         indent=1) + "\n")
     panels = [("miou_ratio", "mIoU generated / real"), ("spread_ratio", "diversity / real diversity"),
-              ("fsd", "FSD (lower is better)")]
+              ("fsd", "FSD (lower is better)"), ("periodicity", "grid patterns over real, dB")]
     targets = {"miou_ratio": args.target_miou_ratio, "spread_ratio": 0.5}
     plot(curves, args.out, panels, targets)
     written = [args.out, data_path]

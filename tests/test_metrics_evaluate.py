@@ -153,3 +153,18 @@ def test_check_metrics_and_default_reference_segmenter(toy, reference_segmenter,
         check_metrics(["fsd"], cfg, root)
     (root / REFERENCE_SEGMENTER_FILENAME).write_bytes(reference_segmenter.read_bytes())
     check_metrics(["miou", "fsd", "msssim"], cfg, root)  # found at <data_root>/reference_segmenter.pt
+
+
+def test_periodicity_metric_compares_fakes_with_the_real_images(toy, toy_root):
+    """The real images' scores are those of the evaluated photos themselves; an untrained generator
+    (nearest 2x upsampling, random weights) draws grid-locked patterns well above them."""
+    from oasisgan.data import build_dataset
+    from oasisgan.metrics.periodicity import periodic_scores
+
+    cfg, g, _, _ = toy
+    r = evaluate_report(g, cfg, toy_root, ["periodicity"], max_images=8, batch_size=4, progress=False)
+    fake, real = r.info["periodicity_db"]["fake"], r.info["periodicity_db"]["real"]
+    ds = build_dataset(cfg, toy_root, "val")
+    assert real == pytest.approx(periodic_scores(torch.stack([ds[i]["image"] for i in range(8)])), abs=1e-6)
+    assert r.metrics["periodicity"] == max(fake[p] - real[p] for p in (2, 4, 8))
+    assert lower_is_better("periodicity") and r.metrics["periodicity"] > 3.0, (fake, real)

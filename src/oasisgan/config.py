@@ -69,6 +69,9 @@ class ModelConfig:
     spade_hidden: int = 128
     param_free_norm: str = "syncbatch"  # batch | syncbatch | instance
     spectral_norm: bool = True
+    # How G doubles its resolution between blocks: nearest (official) or bilinear (an ablation of
+    # the grid-locked checker patterns, docs/quality.md "Periodic artefacts"; no parameters change).
+    upsample_G: str = "nearest"
     # Xavier gain of the spectral-normed weights at initialisation (null: 0.02, the official
     # gain of every conv). Spectral norm divides their scale out, so this sets only Adam's
     # relative step: at 0.02 the first steps turn D's weights round, its logits explode and the
@@ -289,6 +292,8 @@ class OASISConfig:
             bad("load_size", f"must be >= crop_size ({self.crop_size})")
         if self.param_free_norm not in ("batch", "syncbatch", "instance"):
             bad("param_free_norm", "must be one of batch, syncbatch, instance")
+        if self.upsample_G not in ("nearest", "bilinear"):
+            bad("upsample_G", "must be one of nearest, bilinear")
         if self.amp not in ("none", "bf16", "fp16"):
             bad("amp", "must be one of none, bf16, fp16")
         for name in ("channels_G", "channels_D", "z_dim", "batch_size", "spade_hidden"):

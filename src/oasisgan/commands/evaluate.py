@@ -27,7 +27,7 @@ def register(sub) -> None:
     p.add_argument("--preset", default=None,
                    help="dataset layout preset (default: the checkpoint's)")
     p.add_argument("--metrics", default=None,
-                   help=f"comma-separated: fid, miou, lpips, msssim, spread, fsd (default: {BENCHMARK_DEFAULT} for "
+                   help=f"comma-separated: fid, miou, lpips, msssim, spread, fsd, periodicity (default: {BENCHMARK_DEFAULT} for "
                         f"the benchmarks, {DATA_DEFINED_DEFAULT} for custom/toy data; defaults whose "
                         "weights are missing are skipped, explicit ones fail)")
     p.add_argument("--out", required=True, metavar="FILE.json", help="write the results here")

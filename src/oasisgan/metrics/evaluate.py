@@ -25,7 +25,7 @@ import torch.nn as nn
 from ..errors import OASISError
 from ..weights import WeightsError
 
-METRICS = ("fid", "miou", "lpips", "msssim", "spread", "fsd")
+METRICS = ("fid", "miou", "lpips", "msssim", "spread", "fsd", "periodicity")
 # What each reported key means, and whether lower is better.
 METRIC_INFO: Dict[str, Tuple[str, bool]] = {
     "fid": ("Fréchet Inception Distance (pytorch-fid InceptionV3)", True),
@@ -40,6 +40,8 @@ METRIC_INFO: Dict[str, Tuple[str, bool]] = {
                     "photo and its layout twin (CamVid)", False),
     "spread_ratio": ("spread / spread_real: generated diversity against the real one", False),
     "msssim_real": ("mean MS-SSIM between the real looks of one label map", True),
+    "periodicity": ("grid-locked period-2/4/8 patterns (checkers, hatching): the largest excess of the "
+                    "generated images' spectral peak over the real images', dB (~0: as clean as the photos)", True),
 }
 
 
@@ -123,7 +125,7 @@ def evaluate(generator, cfg, data_root=None, metrics: Union[str, Sequence[str]] 
 
 # The order of `EvalReport.metrics`.
 REPORT_ORDER = ("fid", "fsd", "miou", "miou_ratio", "accuracy", "lpips", "msssim", "msssim_real", "spread",
-                "spread_real", "spread_ratio")
+                "spread_real", "spread_ratio", "periodicity")
 
 
 @torch.no_grad()
@@ -205,14 +207,15 @@ def evaluate_report(generator, cfg, data_root=None, metrics: Union[str, Sequence
     was_training = gen.training
     gen.eval()
     try:
-        if nets.inception is not None or nets.segmenter is not None or nets.fsd is not None:
+        want_periodicity = "periodicity" in wanted
+        if nets.inception is not None or nets.segmenter is not None or nets.fsd is not None or want_periodicity:
             cacheable = use_cache and data_root is not None
             n = f"{len(loader.dataset)}of{len(dataset)}"
             real = {kind: (None, None) if not cacheable else
                     _cached_real_stats(kind, sha, cfg, data_root, split, n, cache_dir)
                     for kind, sha in (("fid", nets.inception_sha), ("fsd", nets.fsd_sha)) if sha is not None}
             fakes = _fake_pass(gen, cfg, loader, nets, {k: s is None for k, (_, s) in real.items()}, seed,
-                               batch_size, gen_device, dev, progress)
+                               batch_size, gen_device, dev, progress, want_periodicity)
             _reduce_fake_pass(fakes, nets, real, split, report)
         want_ms, want_spread = "msssim" in wanted, "spread" in wanted
         if nets.lpips is not None or want_ms or want_spread:
@@ -326,10 +329,11 @@ class _FakePass:
     features: Dict[str, list]  # "fid_fake", "fid_real", "fsd_fake", "fsd_real": per-batch (B, D) CPU tensors
     score: Any  # SegmentationScore of the fakes (mIoU), or None
     nonfinite: int  # batches in which the generator produced inf/NaN
+    spectra: Any = None  # (fake, real) PeriodicSpectrum, when periodicity is wanted
 
 
 def _fake_pass(gen, cfg, loader, nets: _Networks, need_real: Dict[str, bool], seed, batch_size, gen_device, dev,
-               progress) -> _FakePass:
+               progress, periodicity: bool = False) -> _FakePass:
     """One fake per label map (z from a CPU generator seeded with `seed`, drawn batch by batch):
     Inception / reference-segmenter features of the fakes (and of the real images where
     `need_real[kind]`: their statistics are not cached), and the segmentation score of the fakes."""
@@ -345,6 +349,11 @@ def _fake_pass(gen, cfg, loader, nets: _Networks, need_real: Dict[str, bool], se
         score = SegmentationScore(seg.num_classes, classes, seg.class_names)
     nonfinite = 0
     names = [m for m, net in (("fid", inc), ("fsd", fsd_seg), ("miou", seg)) if net is not None]
+    spectra = None
+    if periodicity:
+        from .periodicity import PeriodicSpectrum
+
+        spectra, names = (PeriodicSpectrum(), PeriodicSpectrum()), names + ["periodicity"]
     for batch in _progress(loader, f"evaluate {'+'.join(names)}", progress):
         label = batch["label"].to(gen_device)
         z = torch.randn(label.shape[0], gen.z_dim, generator=rng).to(gen_device)
@@ -364,7 +373,10 @@ def _fake_pass(gen, cfg, loader, nets: _Networks, need_real: Dict[str, bool], se
         if seg is not None:
             pred = seg.predict(fake)
             score.update(pred.cpu(), seg.map_labels(batch["label"]).cpu())
-    return _FakePass(feats, score, nonfinite)
+        if spectra is not None:
+            spectra[0].update(fake)
+            spectra[1].update(batch["image"])
+    return _FakePass(feats, score, nonfinite, spectra)
 
 
 def _reduce_fake_pass(fakes: _FakePass, nets: _Networks, real, split, report) -> None:
@@ -386,6 +398,12 @@ def _reduce_fake_pass(fakes: _FakePass, nets: _Networks, real, split, report) ->
     if nets.fsd is not None:
         path, stats = real["fsd"]
         report.metrics["fsd"] = _frechet("fsd", stats, fakes.features, path, split, fakes.nonfinite)
+    if fakes.spectra is not None:
+        from .periodicity import excess_db
+
+        fake, real_scores = (s.scores() for s in fakes.spectra)
+        report.metrics["periodicity"] = float("nan") if fakes.nonfinite else excess_db(fake, real_scores)
+        report.info["periodicity_db"] = {"fake": fake, "real": real_scores}
 
 
 def _frechet(kind: str, real, feats: Dict[str, list], path: Optional[Path], split: str, nonfinite: int) -> float:

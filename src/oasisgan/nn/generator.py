@@ -60,7 +60,7 @@ class Generator(nn.Module):
     def __init__(self, semantic_nc: int, channels: int = 64, num_blocks: int = 6, z_dim: int = 64,
                  noise_3d: bool = True, spade_ks: int = 3, spade_hidden: int = 128,
                  norm: str = "syncbatch", spectral_norm: bool = True, init: bool = True,
-                 sn_init_gain: Optional[float] = None):
+                 sn_init_gain: Optional[float] = None, upsample: str = "nearest"):
         super().__init__()
         self.semantic_nc, self.z_dim, self.noise_3d = semantic_nc, z_dim, noise_3d
         self.spade_ks = spade_ks
@@ -72,7 +72,8 @@ class Generator(nn.Module):
             ResnetBlockSPADE(self.channels[i], self.channels[i + 1], seg_nc, spade_ks, spade_hidden,
                              norm, spectral_norm)
             for i in range(num_blocks))
-        self.up = nn.Upsample(scale_factor=2)
+        self.up = nn.Upsample(scale_factor=2) if upsample == "nearest" else \
+            nn.Upsample(scale_factor=2, mode=upsample, align_corners=False)
         self.conv_img = conv(self.channels[-1], 3, 3, padding=1)
         if init:
             init_weights(self, sn_gain=sn_init_gain)
@@ -82,7 +83,7 @@ class Generator(nn.Module):
     def from_config(cls, cfg, init: bool = True) -> "Generator":
         return cls(cfg.semantic_nc, cfg.channels_G, cfg.num_res_blocks, cfg.z_dim, cfg.noise_3d,
                    cfg.spade_ks, cfg.spade_hidden, cfg.param_free_norm, cfg.spectral_norm, init=init,
-                   sn_init_gain=cfg.sn_init_gain)
+                   sn_init_gain=cfg.sn_init_gain, upsample=cfg.upsample_G)
 
     @property
     def size_multiple(self) -> int:

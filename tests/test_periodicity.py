@@ -1,0 +1,74 @@
+"""The grid-locked periodic-artefact score (metrics/periodicity.py)."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from oasisgan.metrics.periodicity import _lattice, periodic_scores
+
+
+def smooth_images(n=8, h=64, w=96, seed=0):
+    """Stationary noise with a photograph-like 1/f amplitude spectrum (no preferred grid)."""
+    g = torch.Generator().manual_seed(seed)
+    fy = torch.fft.fftfreq(h)[:, None]
+    fx = torch.fft.fftfreq(w)[None, :]
+    amplitude = 1.0 / (fy.square() + fx.square()).sqrt().clamp_min(1.0 / max(h, w))
+    spectrum = torch.fft.fft2(torch.randn(n, 3, h, w, generator=g)) * amplitude
+    x = torch.fft.ifft2(spectrum).real
+    return x / x.std()
+
+
+def test_lattice_excludes_shorter_periods():
+    assert _lattice(8, 8, 2) == {(0, 4), (4, 0), (4, 4)}
+    own4 = _lattice(16, 16, 4)
+    assert len(own4) == 16 - 4 and not own4 & _lattice(16, 16, 2)
+
+
+def test_natural_images_score_near_zero_and_a_checker_stands_out():
+    base = smooth_images()
+    clean = periodic_scores(base)
+    assert all(abs(v) < 3.0 for v in clean.values()), clean
+    yy, xx = torch.meshgrid(torch.arange(64), torch.arange(96), indexing="ij")
+    checker4 = ((((yy // 2) + (xx // 2)) % 2) * 2 - 1).float()  # period 4 in both directions
+    dirty = periodic_scores(base + 0.1 * checker4)
+    assert dirty[4] > clean[4] + 10.0, (clean, dirty)
+    assert dirty[8] < clean[8] + 3.0  # a period-4 pattern does not raise period 8
+
+
+def test_nearest_upsampled_random_convnet_is_periodic():
+    """The mechanism the score exists for: nearest 2x + 3x3 conv of a random net leaves period-2 energy."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(8, 3, 3, padding=1)
+    x = torch.randn(6, 8, 16, 24)
+    near = conv(F.interpolate(x, scale_factor=2, mode="nearest")).detach()
+    bil = conv(F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)).detach()
+    assert periodic_scores(near)[2] > periodic_scores(bil)[2] + 3.0
+
+
+def test_size_must_fit_the_period():
+    with pytest.raises(ValueError, match="multiple of the period 8"):
+        periodic_scores(torch.zeros(1, 3, 20, 20))
+    with pytest.raises(ValueError, match="images must be"):
+        periodic_scores(torch.zeros(3, 20, 20))
+
+
+def test_streamed_spectra_equal_one_batch():
+    from oasisgan.metrics.periodicity import PeriodicSpectrum
+
+    images = smooth_images(n=6, h=32, w=48)
+    streamed = PeriodicSpectrum().update(images[:2]).update(images[2:])
+    assert streamed.count == 6
+    assert streamed.scores() == pytest.approx(periodic_scores(images), abs=1e-6)
+    assert set(PeriodicSpectrum().update(torch.zeros(1, 3, 12, 20)).scores()) == {2, 4}  # 8 does not divide
+    with pytest.raises(ValueError, match="differs"):
+        streamed.update(torch.zeros(1, 3, 16, 16))
+
+
+def test_upsample_option_is_validated_and_keeps_the_parameters():
+    from oasisgan.config import ConfigError, OASISConfig
+    from oasisgan.nn import Generator
+
+    with pytest.raises(ConfigError, match="upsample_G"):
+        OASISConfig(upsample_G="bicubic").validate()
+    near = Generator(4, channels=4, num_blocks=3, z_dim=2, spade_hidden=4)
+    bil = Generator(4, channels=4, num_blocks=3, z_dim=2, spade_hidden=4, upsample="bilinear")
+    assert near.state_dict().keys() == bil.state_dict().keys()
