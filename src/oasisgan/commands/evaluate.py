@@ -55,6 +55,9 @@ def register(sub) -> None:
     g.add_argument("--fsd-segmenter", default=None, metavar="FILE",
                    help="reference segmenter for FSD (default: --segmenter if it is one, or "
                         "DATA_ROOT/reference_segmenter.pt)")
+    g.add_argument("--frequency-groups", default="auto", choices=["auto", "pixels", "images", "none"],
+                   help="also report mIoU of the rare / common / frequent classes: the dataset's groups (LVIS) "
+                        "when it has them (auto), else thirds of the classes by training pixel or image counts")
     g = p.add_argument_group("diversity")
     g.add_argument("--samples", type=number(int, 1, 1000), default=10, metavar="K",
                    help="images per label map")
@@ -141,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
         segmenter=args.segmenter, segmenter_weights=args.segmenter_weights, class_map=args.class_map,
         segmenter_input=args.segmenter_input, segmenter_size=size, segmenter_scales=scales, fsd_segmenter=args.fsd_segmenter,
         lpips_net=args.lpips_net, lpips_backbone=args.lpips_backbone, lpips_weights=args.lpips_weights,
-        samples=args.samples, diversity_maps=args.diversity_maps, on_missing="raise" if explicit else "skip")
+        samples=args.samples, diversity_maps=args.diversity_maps, on_missing="raise" if explicit else "skip",
+        frequency_groups=args.frequency_groups)
     out = {"checkpoint": str(Path(args.checkpoint).resolve()), "data_root": str(Path(args.data_root).resolve()),
            "preset": cfg.preset, "oasisgan": __version__, **report.to_dict()}
     path = Path(args.out)
