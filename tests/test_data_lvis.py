@@ -193,3 +193,33 @@ def test_without_pycocotools_the_error_names_the_extra(monkeypatch, lvis_root):
     monkeypatch.setattr(builtins, "__import__", fake)
     with pytest.raises(DataError, match=r"oasisgan\[lvis\]"):
         build_dataset(config_for_root("lvis", root), root, "train")
+
+
+def test_train_one_iteration_on_lvis(lvis_root, tmp_path):
+    from oasisgan.cli import main
+
+    root, _ = lvis_root
+    out = tmp_path / "run"
+    rc = main(["train", "--preset", "lvis", "--data-root", str(root), "--out", str(out), "--iters", "1",
+               "--batch-size", "2", "--crop-size", "64", "--channels-g", "8", "--num-workers", "0",
+               "--set", "load_size=72", "--set", "channels_D=8", "--set", "num_res_blocks=4",
+               "--set", "bn_stats_batches=1", "--set", "annotation_density=0.5", "--no-progress"])
+    assert rc == 0 and (out / "checkpoints" / "latest.ckpt").is_file()
+
+
+def test_evaluate_groups_by_lvis_frequency(lvis_root):
+    import torch
+
+    from oasisgan.metrics import evaluate_report
+    from oasisgan.nn import Discriminator, Generator
+
+    root, _ = lvis_root
+    cfg = config_for_root("lvis", root, crop_size=64, load_size=64, num_res_blocks=4, channels_G=4,
+                          spade_hidden=8, channels_D=4)
+    torch.manual_seed(0)
+    g, d = Generator.from_config(cfg), Discriminator.from_config(cfg)
+    r = evaluate_report(g, cfg, root, ["miou"], segmenter="discriminator", discriminator=d, progress=False)
+    info = r.info["iou_by_frequency"]
+    assert info["source"].startswith("dataset")
+    assert info["groups"]["rare"]["num_classes"] == 2 and info["groups"]["common"]["num_classes"] == 1
+    assert info["groups"]["frequent"]["num_classes"] == 3
