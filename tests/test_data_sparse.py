@@ -138,3 +138,41 @@ def test_training_runs_at_low_density(toy_root, tmp_path):
     c = yaml.safe_load((out / "config.yaml").read_text())
     flat = {k: v for part in c.values() if isinstance(part, dict) for k, v in part.items()} if "data" in c else c
     assert flat["annotation_density"] == 0.1 and flat["class_weight_cap"] == 50
+
+
+def test_evaluate_cli_on_maps_as_sparse_as_training(toy_root, tmp_path):
+    import json
+
+    from oasisgan.checkpoint import save_checkpoint
+    from oasisgan.cli import main
+    from oasisgan.nn import Discriminator, Generator
+
+    cfg = config_for_root("toy", toy_root, channels_G=4, spade_hidden=8, channels_D=4)
+    torch.manual_seed(0)
+    g, d = Generator.from_config(cfg), Discriminator.from_config(cfg)
+    ckpt = tmp_path / "tiny.ckpt"
+    save_checkpoint(ckpt, config=cfg, ema=g, generator=g, discriminator=d)
+    seen = []
+    import oasisgan.metrics as metrics
+
+    real = metrics.evaluate_report
+
+    def spy(*a, **k):
+        seen.append(k.get("dataset"))
+        return real(*a, **k)
+
+    import pytest as _pytest
+
+    with _pytest.MonkeyPatch.context() as mp:
+        mp.setattr("oasisgan.metrics.evaluate_report", spy)
+        out = tmp_path / "e.json"
+        rc = main(["evaluate", "--checkpoint", str(ckpt), "--data-root", str(toy_root), "--metrics", "miou",
+                   "--segmenter", "discriminator", "--max-images", "4", "--annotation-density", "0.25",
+                   "--no-progress", "--num-workers", "0", "--out", str(out)])
+    assert rc == 0 and json.loads(out.read_text())["annotation_density"] == 0.25
+    ds = seen[0]
+    assert ds.split == "val" and ds.sparse
+    dense = build_dataset(cfg, toy_root, "val")
+    frac = np.mean([(ds[i]["label"] != cfg.dontcare_label).float().mean().item() for i in range(8)])
+    full = np.mean([(dense[i]["label"] != cfg.dontcare_label).float().mean().item() for i in range(8)])
+    assert frac < 0.6 * full

@@ -91,6 +91,7 @@ class PairedDataset(torch.utils.data.Dataset):
         self.epoch = 0
         self.spec = TransformSpec.from_config(cfg, augment)
         self._lookup: Optional[ColorLookup] = None
+        self.thin: Optional[bool] = None  # thin this split's labels (None: the training split only)
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -140,8 +141,10 @@ class PairedDataset(torch.utils.data.Dataset):
 
     @property
     def sparse(self) -> bool:
-        """Whether this split's label maps are thinned (``annotation_density`` < 1, train split)."""
-        return self.split == "train" and getattr(self.cfg, "annotation_density", 1.0) < 1.0
+        """Whether this split's label maps are thinned (``annotation_density`` < 1; by default the
+        training split only, ``thin=True`` any split, e.g. to evaluate on maps as sparse)."""
+        thin = self.split == "train" if self.thin is None else self.thin
+        return thin and getattr(self.cfg, "annotation_density", 1.0) < 1.0
 
     def label_ids(self, index: int, label: Image.Image) -> np.ndarray:
         arr = np.asarray(label)
