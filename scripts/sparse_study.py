@@ -38,16 +38,25 @@ def read_run(run: Path) -> dict:
         flat.update(v if isinstance(v, dict) else {k: v})
     groups = ev.get("iou_by_frequency") or {}
     return {"run": str(run), "density": flat.get("annotation_density", 1.0), "unit": flat.get("annotation_unit"),
-            "class_weight_cap": flat.get("class_weight_cap"), "iters": flat.get("iters"),
+            "class_weight_cap": flat.get("class_weight_cap"), "iters": flat.get("iters"), "seed": flat.get("seed"),
             "metrics": ev["metrics"], "segmenter_miou_on_real_val": ev.get("segmenter", {}).get("miou_on_real_val"),
             "groups_source": groups.get("source") if isinstance(groups, dict) else groups,
             "iou_by_frequency": {g: {"miou": v["miou"], "classes": sorted(v["scored"])}
                                  for g, v in (groups.get("groups") or {}).items()} if isinstance(groups, dict) else {}}
 
 
+X = "% of the labelled regions kept"
+
+
+def rows_seed(rows, line):
+    seeds = {r["seed"] for r in rows if r["line"] == line}
+    return ",".join(str(x) for x in sorted(seeds))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", nargs="+", required=True, help="PERCENT=RUN_DIR, one per density")
+    ap.add_argument("--runs", nargs="+", required=True,
+                    help="PERCENT=RUN_DIR; a percentage given again is another seed (its own line)")
     ap.add_argument("--extra", nargs="*", default=[], help="LABEL=RUN_DIR: single points of other settings")
     ap.add_argument("--name", default="toy")
     ap.add_argument("--out", required=True, type=Path, help="output path without suffix")
@@ -58,20 +67,32 @@ def main() -> int:
         r = read_run(Path(run))
         r["percent"] = float(pct)
         rows.append(r)
-    rows.sort(key=lambda r: r["percent"])
+    seen: dict = {}
+    for r in rows:  # the k-th run of a percentage is seed line k
+        r["line"] = seen.get(r["percent"], 0)
+        seen[r["percent"]] = r["line"] + 1
+    rows.sort(key=lambda r: (r["line"], r["percent"]))
     extras = {}
     for spec in args.extra:
         label, run = spec.rsplit("=", 1)
         r = read_run(Path(run))
         r["percent"] = 100 * r["density"]
         extras[label] = r
-    out = {"dataset": args.name, "runs": rows, "extra": extras}
+    summary = {}
+    for pct in sorted(seen):
+        same = [r["metrics"] for r in rows if r["percent"] == pct]
+        summary[str(pct)] = {k: {"mean": sum(m[k] for m in same) / len(same), "values": [m[k] for m in same]}
+                             for k, _ in PANELS if all(k in m for m in same)}
+    out = {"dataset": args.name, "x": X, "by_percent": summary, "runs": rows, "extra": extras}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(out, indent=1) + "\n")
-    curves = {f"{args.name}, regions kept": [{"density": r["percent"], **r["metrics"]} for r in rows]}
+    curves = {}
+    for line in range(max(seen.values())):
+        curves[f"{args.name}, run {line + 1} (seed {rows_seed(rows, line)})"] = [
+            {X: r["percent"], **r["metrics"]} for r in rows if r["line"] == line]
     for label, r in extras.items():
-        curves[label] = [{"density": r["percent"], **r["metrics"]}]
-    _plot()(curves, args.out.with_suffix(".png"), PANELS, {}, along="density")
+        curves[label] = [{X: r["percent"], **r["metrics"]}]
+    _plot()(curves, args.out.with_suffix(".png"), PANELS, {}, along=X)
     for r in rows + list(extras.values()):
         m = r["metrics"]
         print(f"{r['percent']:5.0f}% cap={r['class_weight_cap']}: " + ", ".join(f"{k} {m[k]:.3f}" for k, _ in PANELS
