@@ -45,7 +45,7 @@ def read_run(run: Path) -> dict:
                                  for g, v in (groups.get("groups") or {}).items()} if isinstance(groups, dict) else {}}
 
 
-X = "% of the labelled regions kept"
+X = "% of the regions kept"
 
 
 def rows_seed(rows, line):
