@@ -27,12 +27,12 @@ MODES = ("auto", "pixels", "images", "none")
 
 def dataset_groups(cfg, data_root) -> Optional[List[Optional[str]]]:
     """The classes metadata's frequency group per model id, or None."""
+    from pathlib import Path
+
     from ..data.check import _frequency_groups
 
     if data_root is None:
         return None
-    from pathlib import Path
-
     return _frequency_groups(cfg, Path(data_root))
 
 
@@ -47,15 +47,24 @@ def count_groups(counts: np.ndarray, dontcare: Optional[int]) -> List[Optional[s
     return out
 
 
+_COUNTS: Dict[tuple, Tuple[np.ndarray, np.ndarray, int]] = {}
+
+
 def training_counts(cfg, data_root) -> Tuple[np.ndarray, np.ndarray, int]:
-    """(pixels per class, images per class, label maps counted) of the training split."""
+    """(pixels per class, images per class, label maps counted) of the training split; counted
+    once per process and dataset (training's periodic evaluations reuse it)."""
+    from pathlib import Path
+
     from ..data.check import check_dataset
 
-    rep = check_dataset(cfg, data_root, mode="auto", splits=["train"], workers=4)
-    sr = rep.splits["train"]
-    if sr.class_pixels is None or sr.decoded == 0:
-        raise ValueError(sr.layout_error or "no training label maps could be read")
-    return sr.class_pixels, sr.class_images, sr.decoded
+    key = (str(Path(data_root).resolve()), cfg.dataset, cfg.semantic_nc, cfg.dontcare_label)
+    if key not in _COUNTS:
+        rep = check_dataset(cfg, data_root, mode="auto", splits=["train"], workers=4)
+        sr = rep.splits["train"]
+        if sr.class_pixels is None or sr.decoded == 0:
+            raise ValueError(sr.layout_error or "no training label maps could be read")
+        _COUNTS[key] = (sr.class_pixels, sr.class_images, sr.decoded)
+    return _COUNTS[key]
 
 
 def frequency_groups(cfg, data_root, mode: str = "auto") -> Tuple[Optional[List[Optional[str]]], Dict]:
