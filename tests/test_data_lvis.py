@@ -191,8 +191,11 @@ def test_without_pycocotools_the_error_names_the_extra(monkeypatch, lvis_root):
         return real_import(name, *a, **k)
 
     monkeypatch.setattr(builtins, "__import__", fake)
+    cfg = config_for_root("lvis", root, batch_size=2)
     with pytest.raises(DataError, match=r"oasisgan\[lvis\]"):
-        build_dataset(config_for_root("lvis", root), root, "train")
+        build_dataset(cfg, root, "train")
+    rep = check_dataset(cfg, root)
+    assert not rep.ok and len(rep.errors) == 1 and "oasisgan[lvis]" in rep.errors[0]
 
 
 def test_train_one_iteration_on_lvis(lvis_root, tmp_path):

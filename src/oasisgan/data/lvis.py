@@ -289,8 +289,9 @@ def check_split(cfg, root: Path, split: str, mode: str, sample: int, auto_full: 
     rasterizes `sample` images; sample rasterizes `sample` images only; auto is full up to
     `auto_full` images, else headers."""
     try:
+        _mask_api()
         index = load_index(root, split)
-    except DataError as e:
+    except DataError as e:  # no pycocotools, no or a broken annotation file: one line
         sr.layout_error = str(e)
         return []
     errors = index.errors()
