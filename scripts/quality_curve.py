@@ -168,8 +168,9 @@ def plot(curves: Dict[str, List[Dict]], out: Path, panels, targets, along: str =
         y = ph + 10 + 18 * c
         draw.rectangle((margin, y + 3, margin + 14, y + 11), fill=COLOURS[c % len(COLOURS)])
         draw.text((margin + 20, y), name, fill="black")
-    axis = "training hours" if along == "hours" else "iteration"
-    draw.text((img.width - 190, ph + 10), f"x: {axis}; dashed: target", fill=(90, 90, 90))
+    axis = {"hours": "training hours", "iteration": "iteration"}.get(along, along)
+    note = f"x: {axis}; dashed: target"
+    draw.text((img.width - 10 - int(draw.textlength(note)), ph + 10), note, fill=(90, 90, 90))
     out.parent.mkdir(parents=True, exist_ok=True)
     img.save(out)
 

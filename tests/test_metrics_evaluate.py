@@ -69,7 +69,8 @@ def test_evaluate_api_restores_mode_and_is_seeded(toy, toy_root, reference_segme
     a = evaluate(g, cfg, toy_root, ("fsd", "miou", "msssim"), **kw)
     assert g.training  # mode restored
     b = evaluate(g, cfg, toy_root, ("fsd", "miou", "msssim"), **kw)  # real FSD statistics now cached
-    assert set(a) == {"fsd", "miou", "miou_ratio", "accuracy", "msssim"}
+    groups = {"miou_rare", "miou_common", "miou_frequent"}  # mIoU by frequency group (metrics.longtail)
+    assert set(a) - groups == {"fsd", "miou", "miou_ratio", "accuracy", "msssim"} and set(a) & groups
     assert a == pytest.approx(b)
     assert len(list((tmp_path / "stats").glob("fsd-*-val-64x64-*.npz"))) == 1
     assert all(math.isfinite(v) for v in a.values())
@@ -116,7 +117,9 @@ def test_cli_toy_run_writes_finite_sensible_json(toy, toy_root, reference_segmen
     assert rc == 0 and "Fréchet Segmenter Distance" in printed and "fsd" in printed
     res = json.loads(out.read_text())
     m = res["metrics"]
-    assert set(m) == {"fsd", "miou", "miou_ratio", "accuracy", "lpips", "msssim"}
+    groups = {"miou_rare", "miou_common", "miou_frequent"}  # mIoU by frequency group (metrics.longtail)
+    assert set(m) - groups == {"fsd", "miou", "miou_ratio", "accuracy", "lpips", "msssim"} and set(m) & groups
+    assert set(res["iou_by_frequency"]["groups"]) == {"rare", "common", "frequent"}
     assert all(isinstance(v, float) and math.isfinite(v) for v in m.values())
     assert m["fsd"] >= 0 and 0 <= m["miou"] <= 1 and 0 <= m["accuracy"] <= 1
     assert m["lpips"] >= 0 and 0 <= m["msssim"] <= 1 + 1e-9

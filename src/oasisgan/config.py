@@ -53,7 +53,7 @@ class ModelConfig:
     """What rebuilds the networks and reads label maps for them: what a model checkpoint carries."""
 
     preset: str = "ade20k"
-    dataset: str = "ade20k"  # label layout: ade20k | ade20k-outdoor | cityscapes | coco-stuff | camvid | custom
+    dataset: str = "ade20k"  # label layout: ade20k | ade20k-outdoor | cityscapes | coco-stuff | camvid | lvis | custom
     semantic_nc: int = 151  # number of label channels, don't-care included
     dontcare_label: Optional[int] = 0  # label id ignored by the losses (None: every id counts)
     class_names: Optional[List[str]] = None
@@ -113,6 +113,10 @@ class DataConfig:
     preprocess_mode: str = "resize_and_crop"
     no_flip: bool = False
     num_workers: int = 4
+    # Sparse annotations (oasisgan.data.sparse, docs/sparse.md): keep this fraction of each training
+    # label map's regions (or pixels); the rest becomes don't care. 1: the labels as they are.
+    annotation_density: float = 1.0
+    annotation_unit: str = "regions"  # regions | pixels
 
 
 @dataclass
@@ -120,6 +124,9 @@ class TrainConfig:
     """Losses, optimisation and schedule."""
 
     class_balancing: bool = True
+    # Upper bound on a class's balancing weight (null: none, the official loss). A class with a
+    # handful of pixels in a batch gets weight B*H*W / (K * n_c); docs/sparse.md measures it.
+    class_weight_cap: Optional[float] = None
     labelmix: bool = True
     lambda_labelmix: float = 10.0
     add_vgg_loss: bool = False
@@ -197,6 +204,7 @@ RANGES: Dict[str, Range] = {
     "z_dim": Range(1, 1024), "spade_ks": Range(1, 15), "spade_hidden": Range(1, 4096),
     "sn_init_gain": Range(0, 100, lo_open=True), "channels_D": Range(1, 1024),
     "load_size": Range(1, 16384), "num_workers": Range(0, 256),
+    "annotation_density": Range(0, 1, lo_open=True), "class_weight_cap": Range(0, None, lo_open=True),
     "lambda_labelmix": Range(0, 1e6), "lambda_vgg": Range(0, 1e6), "batch_size": Range(1, 65536),
     "num_epochs": Range(1, 10**6), "iters": Range(1, 10**10), "lr_g": Range(0, 1, lo_open=True),
     "lr_d": Range(0, 1, lo_open=True), "beta1": Range(0, 1, hi_open=True), "beta2": Range(0, 1, hi_open=True),
@@ -284,6 +292,10 @@ class OASISConfig:
             raise ConfigError(size_error(self.height, self.width, self.num_res_blocks, training=False))
         if self.preprocess_mode not in PREPROCESS_MODES:
             bad("preprocess_mode", f"must be one of {', '.join(PREPROCESS_MODES)}")
+        if self.annotation_unit not in ("regions", "pixels"):
+            bad("annotation_unit", "must be one of regions, pixels")
+        if self.annotation_density < 1 and self.dontcare_label is None:
+            bad("annotation_density", "below 1 needs a don't-care id (dontcare_label is null)")
         if self.batch_d_calls not in ("auto", "on", "off"):
             bad("batch_d_calls", "must be one of auto, on, off")
         if self.tune_malloc not in MALLOC_MODES:
@@ -490,8 +502,12 @@ PRESETS["camvid"] = dict(
     num_workers=1, freq_print=500, freq_save_latest=250, freq_save_ckpt=1000, freq_fid=0,
     bn_stats_batches=20, log_every=10)
 
+# LVIS v1 (oasisgan.data.lvis; the IJCV extension): COCO images, so COCO-Stuff's settings; its
+# classes (1203 categories + don't care) come from the annotation file.
+PRESETS["lvis"] = dict(PRESETS["coco-stuff"], dataset="lvis", semantic_nc=0)
+
 # Presets whose classes come from the data (`semantic_nc=0` until the classes file is read).
-DATA_DEFINED_PRESETS = ("custom", "toy")
+DATA_DEFINED_PRESETS = ("custom", "toy", "lvis")
 
 
 def preset(name: str, **overrides: Any) -> OASISConfig:

@@ -16,18 +16,22 @@ from .ops.losses import cross_entropy, labelmix_mse
 
 
 def class_balance_weights(label: torch.Tensor, num_classes: int,
-                          dontcare: Optional[int] = 0) -> torch.Tensor:
+                          dontcare: Optional[int] = 0, cap: Optional[float] = None) -> torch.Tensor:
     """Per-pixel weights (B, H, W): weight of class c = B*H*W / (K * n_c).
 
     n_c is the pixel count of c in this batch (this rank's batch under DDP, as the official
     code), K the number of classes present; the don't-care class gets weight 0 and is not
-    counted in K.
+    counted in K. Every present class thus carries 1/K of the loss however few its pixels: one
+    pixel of a class weighs B*H*W / K (docs/sparse.md). `cap` (default None, the official
+    loss) bounds the weight, a guard for sparse or long-tailed label maps.
     """
     counts = torch.bincount(label.reshape(-1), minlength=num_classes)[:num_classes].to(torch.float32)
     if dontcare is not None:
         counts[dontcare] = 0
     present = (counts > 0).sum()
     coeff = torch.reciprocal(counts) * label.numel() / present
+    if cap is not None:
+        coeff = coeff.clamp(max=float(cap))
     if dontcare is not None:
         coeff[dontcare] = 0
     return coeff[label]
@@ -39,13 +43,15 @@ def n1_target(label: torch.Tensor, for_real: bool) -> torch.Tensor:
 
 
 def n1_loss(logits: torch.Tensor, label: torch.Tensor, for_real: bool, balancing: bool = True,
-            dontcare: Optional[int] = 0, impl: Optional[str] = None) -> torch.Tensor:
+            dontcare: Optional[int] = 0, impl: Optional[str] = None,
+            weight_cap: Optional[float] = None) -> torch.Tensor:
     """The OASIS adversarial loss. `for_real=True` is D's real term and G's loss.
 
     `impl`: of the cross-entropy op (`ops.losses.cross_entropy`: "ref" is autograd's composition,
-    "fast" one logits-sized buffer; None: fast)."""
+    "fast" one logits-sized buffer; None: fast). `weight_cap`: `class_balance_weights`' cap."""
     target = n1_target(label, for_real)
-    weight = class_balance_weights(label, logits.shape[1] - 1, dontcare) if for_real and balancing else None
+    weight = (class_balance_weights(label, logits.shape[1] - 1, dontcare, weight_cap)
+              if for_real and balancing else None)
     return cross_entropy(logits.float(), target, weight, impl)
 
 

@@ -55,6 +55,13 @@ def register(sub) -> None:
     g.add_argument("--fsd-segmenter", default=None, metavar="FILE",
                    help="reference segmenter for FSD (default: --segmenter if it is one, or "
                         "DATA_ROOT/reference_segmenter.pt)")
+    g.add_argument("--frequency-groups", default="auto", choices=["auto", "pixels", "images", "none"],
+                   help="also report mIoU of the rare / common / frequent classes: the dataset's groups (LVIS) "
+                        "when it has them (auto), else thirds of the classes by training pixel or image counts")
+    g.add_argument("--annotation-density", type=number(float, 0, 1, lo_open=True), default=None, metavar="D",
+                   help="thin the evaluated label maps as training does (annotation_density, annotation_unit "
+                        "of the checkpoint): the generator gets the sparse maps, mIoU scores the labelled "
+                        "pixels only (default: the maps as they are)")
     g = p.add_argument_group("diversity")
     g.add_argument("--samples", type=number(int, 1, 1000), default=10, metavar="K",
                    help="images per label map")
@@ -134,16 +141,24 @@ def run(args: argparse.Namespace) -> int:
             scales = [int(v) for v in args.segmenter_scales.split(",") if v.strip()]
         except ValueError:
             raise ConfigError(f"--segmenter-scales expects integers, got {args.segmenter_scales!r}") from None
+    dataset = None
+    if args.annotation_density is not None and args.annotation_density < 1:
+        from ..data import build_dataset
+
+        cfg = cfg.replace(annotation_density=args.annotation_density)
+        dataset = build_dataset(cfg, args.data_root, split=args.split)
+        dataset.thin = True
     report = evaluate_report(
-        model, cfg, args.data_root, metrics, split=args.split, batch_size=args.batch_size, device=device,
+        model, cfg, args.data_root, metrics, dataset=dataset, split=args.split, batch_size=args.batch_size, device=device,
         max_images=args.max_images, seed=args.seed, num_workers=args.num_workers, progress=not args.no_progress, cache_dir=args.cache_dir,
         use_cache=not args.no_cache, inception_weights=args.inception_weights, verify_weights=not args.no_verify,
         segmenter=args.segmenter, segmenter_weights=args.segmenter_weights, class_map=args.class_map,
         segmenter_input=args.segmenter_input, segmenter_size=size, segmenter_scales=scales, fsd_segmenter=args.fsd_segmenter,
         lpips_net=args.lpips_net, lpips_backbone=args.lpips_backbone, lpips_weights=args.lpips_weights,
-        samples=args.samples, diversity_maps=args.diversity_maps, on_missing="raise" if explicit else "skip")
+        samples=args.samples, diversity_maps=args.diversity_maps, on_missing="raise" if explicit else "skip",
+        frequency_groups=args.frequency_groups)
     out = {"checkpoint": str(Path(args.checkpoint).resolve()), "data_root": str(Path(args.data_root).resolve()),
-           "preset": cfg.preset, "oasisgan": __version__, **report.to_dict()}
+           "preset": cfg.preset, "annotation_density": args.annotation_density or 1.0, "oasisgan": __version__, **report.to_dict()}
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(_jsonable(out), indent=2) + "\n")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from ..errors import DataError, LabelError
-from . import ade20k, camvid, cityscapes, coco_stuff, custom
+from . import ade20k, camvid, cityscapes, coco_stuff, custom, lvis
 from .base import Listing, PairedDataset
 from .classes import BENCHMARK_CLASSES, BENCHMARK_PALETTES, ClassesSpec, read_classes_file, write_classes_file
 from .labelmaps import read_label_file
@@ -30,7 +30,7 @@ __all__ = ["config_for_root", "build_dataset", "read_label_file", "check_dataset
            "read_classes_file", "write_classes_file", "ClassesSpec", "DataError", "LabelError", "LAYOUTS"]
 
 LAYOUTS = {"ade20k": ade20k, "ade20k-outdoor": ade20k, "cityscapes": cityscapes, "coco-stuff": coco_stuff,
-           "camvid": camvid, "custom": custom}
+           "camvid": camvid, "lvis": lvis, "custom": custom}
 
 
 def config_for_root(preset_name: str, root: Optional[Union[str, Path]] = None, **overrides: Any):
@@ -38,13 +38,13 @@ def config_for_root(preset_name: str, root: Optional[Union[str, Path]] = None, *
 
     Benchmark presets get their class names and the official palette filled in.
     """
-    from ..config import DATA_DEFINED_PRESETS, ConfigError, preset
+    from ..config import DATA_DEFINED_PRESETS, PRESETS, ConfigError, preset
     from ..labels import official_colormap
 
     if preset_name in DATA_DEFINED_PRESETS:
         values: dict = {}
         if root is not None:
-            spec = read_classes_file(root)
+            spec = lvis.read_classes(root) if PRESETS[preset_name]["dataset"] == "lvis" else read_classes_file(root)
             values = dict(semantic_nc=spec.num_classes, class_names=list(spec.names),
                           palette=[list(c) for c in spec.colors], dontcare_label=spec.dontcare)
         elif not overrides.get("semantic_nc"):
@@ -84,6 +84,10 @@ def build_dataset(cfg, root: Union[str, Path], split: str = "train", augment: Op
     root = Path(root)
     if not root.exists():
         raise DataError(f"data root {root} does not exist")
+    if augment is None:
+        augment = split == "train"
+    if cfg.dataset == "lvis":
+        return lvis.build(cfg, root, split, bool(augment), cfg.seed if seed is None else seed)
     listing = list_split(cfg, root, split)
     if listing.unmatched_images or listing.unmatched_labels:
         parts = []
@@ -96,8 +100,6 @@ def build_dataset(cfg, root: Union[str, Path], split: str = "train", augment: Op
         raise DataError("; ".join(parts) + f" (run `oasis data check --preset {cfg.preset} --root {root}`)")
     if not listing.pairs:
         raise DataError(f"no image/label pairs for split {split!r} in {listing.image_dir} and {listing.label_dir}")
-    if augment is None:
-        augment = split == "train"
     return PairedDataset(cfg, listing, split, bool(augment), cfg.seed if seed is None else seed, root)
 
 

@@ -91,6 +91,7 @@ class PairedDataset(torch.utils.data.Dataset):
         self.epoch = 0
         self.spec = TransformSpec.from_config(cfg, augment)
         self._lookup: Optional[ColorLookup] = None
+        self.thin: Optional[bool] = None  # thin this split's labels (None: the training split only)
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -129,11 +130,34 @@ class PairedDataset(torch.utils.data.Dataset):
         image, label = self.load(index)
         rng = item_rng(self.seed, epoch, index) if self.spec.random else None
         params = sample_params(self.spec, rng, image.size)
-        image, label = apply_pair(image, label, self.spec, params)
-        arr = np.asarray(label)
-        ids = pil_label_to_ids(label, self.cfg, self.pairs[index].label,
-                               self._color_lookup() if arr.ndim == 3 else None)
+        if self.sparse:  # thinned at the file's resolution, then resized and cropped as ids
+            label = Image.fromarray(self.thinned_ids(index, label).astype(np.int32))
+            image, label = apply_pair(image, label, self.spec, params)
+            ids = np.asarray(label).astype(np.int64)
+        else:
+            image, label = apply_pair(image, label, self.spec, params)
+            ids = self.label_ids(index, label)
         return {"image": image_to_tensor(image), "label": torch.from_numpy(ids), "name": self.pairs[index].name}
+
+    @property
+    def sparse(self) -> bool:
+        """Whether this split's label maps are thinned (``annotation_density`` < 1; by default the
+        training split only, ``thin=True`` any split, e.g. to evaluate on maps as sparse)."""
+        thin = self.split == "train" if self.thin is None else self.thin
+        return thin and getattr(self.cfg, "annotation_density", 1.0) < 1.0
+
+    def label_ids(self, index: int, label: Image.Image) -> np.ndarray:
+        arr = np.asarray(label)
+        return pil_label_to_ids(label, self.cfg, self.pairs[index].label,
+                                self._color_lookup() if arr.ndim == 3 else None)
+
+    def thinned_ids(self, index: int, label: Image.Image) -> np.ndarray:
+        """The item's model ids at the file's resolution, thinned to ``annotation_density``."""
+        from .sparse import sparse_rng, thin_labels
+
+        ids = self.label_ids(index, label)
+        return thin_labels(ids, self.cfg.annotation_density, self.cfg.annotation_unit, self.cfg.dontcare_label,
+                           sparse_rng(self.cfg.seed, self.pairs[index].name))
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.cfg.dataset}, split={self.split}, n={len(self)}, "

@@ -70,7 +70,13 @@ class SplitReport:
     class_pixels: Optional[np.ndarray] = None
     class_images: Optional[np.ndarray] = None
 
-    def to_dict(self) -> dict:
+    def annotated_fraction(self, dontcare: Optional[int]) -> Optional[float]:
+        """The fraction of decoded pixels that are not don't care."""
+        if self.class_pixels is None or self.class_pixels.sum() == 0 or dontcare is None:
+            return None
+        return float(1 - self.class_pixels[dontcare] / self.class_pixels.sum())
+
+    def to_dict(self, dontcare: Optional[int] = None) -> dict:
         d = {k: getattr(self, k) for k in ("split", "image_dir", "label_dir", "pairs", "checked", "decoded", "mode",
                                              "layout_error",
                                              "unmatched_images", "unmatched_labels", "bad_ids",
@@ -81,6 +87,7 @@ class SplitReport:
         d["image_sizes"] = {f"{w}x{h}": n for (w, h), n in self.image_sizes.most_common()}
         d["class_pixels"] = None if self.class_pixels is None else self.class_pixels.tolist()
         d["class_images"] = None if self.class_images is None else self.class_images.tolist()
+        d["annotated_fraction"] = self.annotated_fraction(dontcare)
         return d
 
 
@@ -96,6 +103,7 @@ class CheckReport:
     splits: Dict[str, SplitReport] = field(default_factory=dict)
     errors: List[str] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)
+    groups: Optional[List[Optional[str]]] = None  # frequency group per class id (LVIS), or None
 
     @property
     def ok(self) -> bool:
@@ -104,8 +112,8 @@ class CheckReport:
     def to_dict(self) -> dict:
         return {"ok": self.ok, "preset": self.preset, "dataset": self.dataset, "root": self.root,
                 "semantic_nc": self.semantic_nc, "dontcare": self.dontcare, "class_names": self.class_names,
-                "mode": self.mode, "errors": self.errors, "warnings": self.warnings,
-                "splits": {k: v.to_dict() for k, v in self.splits.items()}}
+                "mode": self.mode, "errors": self.errors, "warnings": self.warnings, "groups": self.groups,
+                "splits": {k: v.to_dict(self.dontcare) for k, v in self.splits.items()}}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
@@ -131,6 +139,14 @@ class CheckReport:
                          for i in order[:12] if s.class_pixels[i] > 0]
                 lines.append(f"  classes present: {int((s.class_pixels > 0).sum())}/{self.semantic_nc}; "
                              f"largest: " + ", ".join(shown))
+                frac = s.annotated_fraction(self.dontcare)
+                if frac is not None:
+                    lines.append(f"  annotated pixels: {100 * frac:.1f}% (the rest is don't care)")
+                if self.groups is not None:
+                    from .lvis import group_summary
+
+                    lines.append(f"  frequency groups, classes present: "
+                                 f"{group_summary(s.class_images, self.groups, self.class_names)}")
         if self.errors:
             lines.append(f"ERRORS ({len(self.errors)}):")
             lines += [f"  - {e}" for e in self.errors]
@@ -312,6 +328,22 @@ def _shared_colours(palette, names) -> List[str]:
     return [f"{list(c)}: {', '.join(ids)}" for c, ids in by_colour.items() if len(ids) > 1]
 
 
+def _frequency_groups(cfg, root: Path) -> Optional[List[Optional[str]]]:
+    """The classes' frequency groups from the classes metadata (LVIS, or a classes file that
+    gives them), else None."""
+    from .classes import find_classes_file, read_classes_file
+
+    try:
+        if cfg.dataset == "lvis":
+            from . import lvis
+
+            return lvis.read_classes(root).groups
+        found = find_classes_file(root)
+        return read_classes_file(found).groups if found is not None else None
+    except DataError:
+        return None
+
+
 def check_dataset(cfg, root: Union[str, Path], mode: str = "full", splits: Optional[Sequence[str]] = None,
                   progress: bool = False, workers: int = 8) -> CheckReport:
     """Scan the dataset at `root` for the config's layout and classes; never raises for data defects.
@@ -338,8 +370,16 @@ def check_dataset(cfg, root: Union[str, Path], mode: str = "full", splits: Optio
                               "cannot be told apart): " + "; ".join(shared))
     splits = list(splits) if splits else ["train", "val"]
     raw = label_convention(cfg) == "coco"
+    rep.groups = _frequency_groups(cfg, root)
     for split in splits:
-        sr = _check_split(cfg, root, split, mode, progress, workers, lookup, rep)
+        if cfg.dataset == "lvis":
+            from . import lvis
+
+            sr = SplitReport(split)
+            rep.errors += [f"{split}: {e}" for e in lvis.check_split(cfg, root, split, mode, QUICK_SAMPLE,
+                                                                      AUTO_FULL_PAIRS, sr)]
+        else:
+            sr = _check_split(cfg, root, split, mode, progress, workers, lookup, rep)
         rep.splits[split] = sr
         E, W = rep.errors.append, rep.warnings.append
         if sr.layout_error:

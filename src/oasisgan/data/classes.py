@@ -12,7 +12,8 @@ dataset root)::
       - {id: 1, name: sky,       color: [70, 130, 180]}
       - ...
 
-Ids must be 0..N-1 without gaps (their order is the model's channel order); ``color`` (or
+A class may carry ``frequency: rare | common | frequent`` (LVIS's groups; the lvis preset fills them
+from its annotation file): `oasis evaluate` then reports IoU per group. Ids must be 0..N-1 without gaps (their order is the model's channel order); ``color`` (or
 ``colour``) is the RGB colour used for colour-coded label PNGs and for display. A short form is
 accepted too: ``names: [...]`` and ``colors: [[r, g, b], ...]`` (list position = id).
 """
@@ -109,15 +110,20 @@ class ClassesSpec:
     colors: List[List[int]]
     dontcare: Optional[int]
     path: Optional[Path] = None
+    groups: Optional[List[Optional[str]]] = None  # frequency group per id (rare/common/frequent), or None
 
     @property
     def num_classes(self) -> int:
         return len(self.names)
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"dontcare": self.dontcare,
-                "classes": [{"id": i, "name": n, "color": list(c)}
-                            for i, (n, c) in enumerate(zip(self.names, self.colors))]}
+        classes = []
+        for i, (n, c) in enumerate(zip(self.names, self.colors)):
+            entry: Dict[str, Any] = {"id": i, "name": n, "color": list(c)}
+            if self.groups is not None and self.groups[i] is not None:
+                entry["frequency"] = self.groups[i]
+            classes.append(entry)
+        return {"dontcare": self.dontcare, "classes": classes}
 
 
 def find_classes_file(root: Union[str, Path]) -> Optional[Path]:
@@ -172,6 +178,9 @@ def parse_classes(data: Any, where: str = "classes file") -> ClassesSpec:
             raise DataError(f"{where}: ids must be 0..{n - 1} without gaps; missing {missing[:10]}")
         names = [str(by_id[i]["name"]) for i in range(n)]
         raw_colors = [by_id[i].get("color", by_id[i].get("colour")) for i in range(n)]
+        groups = [_group(by_id[i].get("frequency"), f"{where}: class {i} ({names[i]!r})") for i in range(n)]
+        if all(g is None for g in groups):
+            groups = None
     elif "names" in data:
         names = [str(x) for x in data["names"]]
         n = len(names)
@@ -179,6 +188,7 @@ def parse_classes(data: Any, where: str = "classes file") -> ClassesSpec:
         if cols is not None and len(cols) != n:
             raise DataError(f"{where}: {len(cols)} colours for {n} names")
         raw_colors = list(cols) if cols is not None else [None] * n
+        groups = None
     else:
         raise DataError(f"{where}: no 'classes' (or 'names') list")
     if n < 2:
@@ -188,7 +198,20 @@ def parse_classes(data: Any, where: str = "classes file") -> ClassesSpec:
               for i, c in enumerate(raw_colors)]
     if dontcare is not None and (not isinstance(dontcare, int) or not 0 <= dontcare < n):
         raise DataError(f"{where}: dontcare = {dontcare!r} must be an id in 0..{n - 1} or null")
-    return ClassesSpec(names=names, colors=colors, dontcare=dontcare)
+    return ClassesSpec(names=names, colors=colors, dontcare=dontcare, groups=groups)
+
+
+FREQUENCY_GROUPS = ("rare", "common", "frequent")
+
+
+def _group(value: Any, where: str) -> Optional[str]:
+    """A class's frequency group: rare | common | frequent (or LVIS's r | c | f), or None."""
+    if value is None:
+        return None
+    text = {"r": "rare", "c": "common", "f": "frequent"}.get(str(value).lower(), str(value).lower())
+    if text not in FREQUENCY_GROUPS:
+        raise DataError(f"{where}: frequency {value!r} must be one of {', '.join(FREQUENCY_GROUPS)}")
+    return text
 
 
 def read_classes_file(path: Union[str, Path]) -> ClassesSpec:

@@ -40,6 +40,9 @@ METRIC_INFO: Dict[str, Tuple[str, bool]] = {
                     "photo and its layout twin (CamVid)", False),
     "spread_ratio": ("spread / spread_real: generated diversity against the real one", False),
     "msssim_real": ("mean MS-SSIM between the real looks of one label map", True),
+    "miou_rare": ("mIoU over the rare classes (frequency groups: metrics.longtail)", False),
+    "miou_common": ("mIoU over the common classes", False),
+    "miou_frequent": ("mIoU over the frequent classes", False),
     "periodicity": ("grid-locked period-2/4/8 patterns (checkers, hatching): the largest excess of the "
                     "generated images' spectral peak over the real images', dB (~0: as clean as the photos)", True),
 }
@@ -124,8 +127,8 @@ def evaluate(generator, cfg, data_root=None, metrics: Union[str, Sequence[str]] 
 
 
 # The order of `EvalReport.metrics`.
-REPORT_ORDER = ("fid", "fsd", "miou", "miou_ratio", "accuracy", "lpips", "msssim", "msssim_real", "spread",
-                "spread_real", "spread_ratio", "periodicity")
+REPORT_ORDER = ("fid", "fsd", "miou", "miou_ratio", "accuracy", "miou_rare", "miou_common", "miou_frequent",
+                "lpips", "msssim", "msssim_real", "spread", "spread_real", "spread_ratio", "periodicity")
 
 
 @torch.no_grad()
@@ -138,7 +141,7 @@ def evaluate_report(generator, cfg, data_root=None, metrics: Union[str, Sequence
                     segmenter_size=None, segmenter_scales=None, discriminator: Optional[nn.Module] = None, fsd_segmenter=None,
                     lpips_net: str = "alex", lpips_version: str = "0.1", lpips_backbone=None,
                     lpips_weights=None, lpips_model=None, samples: int = 10, diversity_maps: int = 50,
-                    on_missing: str = "raise") -> EvalReport:
+                    on_missing: str = "raise", frequency_groups: str = "auto") -> EvalReport:
     """The full evaluation, with details (`EvalReport`).
 
     dataset: any dataset of {"image", "label"} dicts instead of ``build_dataset(cfg, data_root, split)``
@@ -155,6 +158,9 @@ def evaluate_report(generator, cfg, data_root=None, metrics: Union[str, Sequence
         built `LPIPS`. samples: images per label map for diversity; diversity_maps: label maps used.
     on_missing: "raise" (default) or "skip" a metric whose weights/segmenter are unavailable
         (`report.skipped` says why).
+    frequency_groups: how mIoU is also reported per frequency group (``miou_rare``, ``miou_common``,
+        ``miou_frequent`` and ``info["iou_by_frequency"]``): auto | pixels | images | none
+        (`metrics.longtail`).
 
     Steps: load the networks of the wanted metrics (`_Networks`; a missing file fails, or is
     skipped, before the long pass), the validation batches (`_eval_data`), one fake per label map
@@ -217,6 +223,8 @@ def evaluate_report(generator, cfg, data_root=None, metrics: Union[str, Sequence
             fakes = _fake_pass(gen, cfg, loader, nets, {k: s is None for k, (_, s) in real.items()}, seed,
                                batch_size, gen_device, dev, progress, want_periodicity)
             _reduce_fake_pass(fakes, nets, real, split, report)
+            if fakes.score is not None:
+                _longtail(cfg, data_root, fakes.score, frequency_groups, report)
         want_ms, want_spread = "msssim" in wanted, "spread" in wanted
         if nets.lpips is not None or want_ms or want_spread:
             _diversity(gen, cfg, dataset, nets.lpips, want_ms, want_spread, samples, diversity_maps, batch_size,
@@ -404,6 +412,23 @@ def _reduce_fake_pass(fakes: _FakePass, nets: _Networks, real, split, report) ->
         fake, real_scores = (s.scores() for s in fakes.spectra)
         report.metrics["periodicity"] = float("nan") if fakes.nonfinite else excess_db(fake, real_scores)
         report.info["periodicity_db"] = {"fake": fake, "real": real_scores}
+
+
+def _longtail(cfg, data_root, score, mode: str, report) -> None:
+    """Per-class IoU by frequency group (`metrics.longtail`) into `report`."""
+    from .longtail import frequency_groups, iou_by_group
+
+    groups, source = frequency_groups(cfg, data_root, mode)
+    if groups is None:
+        if source:
+            report.info["iou_by_frequency"] = source
+        return
+    names = [cfg.class_name(i) for i in range(cfg.semantic_nc)]
+    by_group = iou_by_group(score.per_class(), groups, names)
+    for g, v in by_group.items():
+        if v["scored"]:
+            report.metrics[f"miou_{g}"] = v["miou"]
+    report.info["iou_by_frequency"] = {**{k: v for k, v in source.items() if k != "counts"}, "groups": by_group}
 
 
 def _frechet(kind: str, real, feats: Dict[str, list], path: Optional[Path], split: str, nonfinite: int) -> float:

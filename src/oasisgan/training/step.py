@@ -67,7 +67,7 @@ class TrainStep:
             fake = self.generator(label)
             out = self.d(fake)  # plain module: no DDP reduction of D's (unused) gradients
         losses = {"G": n1_loss(out, label, True, cfg.class_balancing, cfg.dontcare_label,
-                               self.loss_impl)}
+                               self.loss_impl, cfg.class_weight_cap)}
         if self.vgg is not None:
             losses["G_vgg"] = cfg.lambda_vgg * self.vgg(fake.float(), image.float())
         return losses
@@ -87,7 +87,8 @@ class TrainStep:
             outs = ops.calls(self.discriminator, inputs, self.batch_d_impl)
         impl = self.loss_impl
         losses = {"D_fake": n1_loss(outs[0], label, False, impl=impl),
-                  "D_real": n1_loss(outs[1], label, True, cfg.class_balancing, cfg.dontcare_label, impl)}
+                  "D_real": n1_loss(outs[1], label, True, cfg.class_balancing, cfg.dontcare_label, impl,
+                                    cfg.class_weight_cap)}
         if mask is not None:
             losses["LabelMix"] = cfg.lambda_labelmix * labelmix_loss(mask, outs[2], outs[0], outs[1], impl)
         return losses
