@@ -141,7 +141,7 @@ def find_lpips(lpips="auto", backbone=None, weights=None, device="cpu"):
     if isinstance(lpips, torch.nn.Module):
         return lpips.eval().to(device), ""
     from .metrics.diversity import BACKBONE_FILES, load_lpips
-    from .weights import WeightsError, cache_dir
+    from .loading.weights import WeightsError, cache_dir
 
     fname = BACKBONE_FILES["alex"][0]
     backbone = backbone or (cache_dir() / fname)

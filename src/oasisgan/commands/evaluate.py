@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from .. import __version__
-    from ..pretrained import from_pretrained
+    from ..loading.pretrained import from_pretrained
     from ..config import DATA_DEFINED_PRESETS, ConfigError
     from ..metrics import evaluate_report, parse_metrics
 

@@ -140,7 +140,7 @@ def load_lpips(net: str = "alex", version: str = "0.1", backbone: Optional[Union
     `backbone`: a torchvision-layout file (``features.*`` keys; ``classifier.*`` is ignored);
     `linear`: the official ``v<version>/<net>.pth``. Both default to the cache / official address.
     """
-    from ..weights import WeightsError, load_state_dict_file, resolve_weights, sha256_of
+    from ..loading.weights import WeightsError, load_state_dict_file, resolve_weights, sha256_of
     from .segmenters.common import load_original_state_dict
 
     if net not in LPIPS_NETS:

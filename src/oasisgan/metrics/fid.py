@@ -340,7 +340,7 @@ def load_inception(path: Optional[Union[str, Path]] = None, device="cpu",
     Returns (network in eval mode, sha256 of the weight file). Offline without the file a
     `WeightsError` says where to put it.
     """
-    from ..weights import WeightsError, load_state_dict_file, resolve_weights, sha256_of
+    from ..loading.weights import WeightsError, load_state_dict_file, resolve_weights, sha256_of
     from .segmenters.common import load_original_state_dict
 
     p = resolve_weights(path, filename=FID_WEIGHTS_FILENAME, url=FID_WEIGHTS_URL,

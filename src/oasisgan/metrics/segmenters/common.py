@@ -27,7 +27,7 @@ def load_original_state_dict(module: nn.Module, state: Dict[str, torch.Tensor], 
     (``_tmp_running_mean``, ``_tmp_running_var``, ``_running_iter``). Anything else missing,
     unexpected or of the wrong shape raises a `WeightsError` naming a few keys.
     """
-    from ...weights import WeightsError
+    from ...loading.weights import WeightsError
 
     state = {(k[7:] if k.startswith("module.") else k): v for k, v in state.items()
              if not k.endswith(_SYNC_BN_EXTRAS)}

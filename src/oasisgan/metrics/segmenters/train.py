@@ -46,7 +46,7 @@ def train_reference_segmenter(cfg, data_root: Union[str, Path], out: Union[str, 
     Adam (lr, betas 0.9/0.999) with a cosine decay, cross-entropy with the don't-care label ignored.
     Batches: training's `epoch_loader`, in an order drawn from `seed`, augmented anew every epoch.
     """
-    from ...checkpoint import atomic_save
+    from ...loading.checkpoint import atomic_save
     from ...data import build_dataset
     from ...data.loader import epoch_loader
     from ...errors import OASISError

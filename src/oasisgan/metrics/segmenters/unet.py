@@ -89,7 +89,7 @@ def is_segmenter_checkpoint(obj) -> bool:
 
 
 def read_segmenter_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:
-    from ...weights import WeightsError
+    from ...loading.weights import WeightsError
 
     path = Path(path)
     if not path.is_file():
@@ -108,7 +108,7 @@ def read_segmenter_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:
 def build_reference_segmenter(ckpt: Dict[str, Any], num_labels: Optional[int] = None,
                               dontcare: Optional[int] = -1, path: Optional[Union[str, Path]] = None) -> ReferenceSegmenter:
     """A ReferenceSegmenter from a checkpoint dict; checks it fits a model with `num_labels` ids."""
-    from ...weights import WeightsError
+    from ...loading.weights import WeightsError
     from .common import load_original_state_dict
 
     n = int(ckpt["num_classes"])
