@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import OASISError
+from .loading.checkpoint import atomic_save
 from .synthesis import (_as_noise, _generator, _ids, generator_input, noise_map, parse_classes, sample_noise,
                         synthesize)
 
@@ -197,7 +198,7 @@ class Inversion:
     def save(self, path: Union[str, Path]) -> Path:
         """A `.pt` dict of tensors and numbers; `oasis synthesize --z-file` reads its 'z'."""
         path = Path(path)
-        torch.save({"z": self.z.cpu(), "label": self.label.cpu(), "image": self.image.cpu(),
+        atomic_save({"z": self.z.cpu(), "label": self.label.cpu(), "image": self.image.cpu(),
                     "reconstruction": self.reconstruction.cpu(), "psnr": float(self.psnr),
                     "lpips": self.lpips, "seconds": float(self.seconds), "stages": list(self.stages),
                     "class_z": self.class_z.cpu(), "present": self.present.cpu()}, path)

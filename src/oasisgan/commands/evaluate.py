@@ -111,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from .. import __version__
+    from ..loading.checkpoint import atomic_write
     from ..loading.pretrained import from_pretrained
     from ..config import DATA_DEFINED_PRESETS, ConfigError
     from ..metrics import evaluate_report, parse_metrics
@@ -144,9 +145,8 @@ def run(args: argparse.Namespace) -> int:
         samples=args.samples, diversity_maps=args.diversity_maps, on_missing="raise" if explicit else "skip")
     out = {"checkpoint": str(Path(args.checkpoint).resolve()), "data_root": str(Path(args.data_root).resolve()),
            "preset": cfg.preset, "oasisgan": __version__, **report.to_dict()}
-    path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_jsonable(out), indent=2) + "\n")
+    text = json.dumps(_jsonable(out), indent=2) + "\n"
+    atomic_write(Path(args.out), lambda f: f.write(text), text=True)
     print(f"evaluation of {args.checkpoint} on {report.info.get('num_images')} {args.split} images "
           f"({cfg.height}x{cfg.width}, preset {cfg.preset})")
     print(report.format_table())

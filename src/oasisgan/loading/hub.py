@@ -27,7 +27,7 @@ from .. import __version__
 from ..config import FIELD_PART, PRESETS, OASISConfig, flat_fields
 from ..errors import OASISError, is_write_error
 from ..outputs import check_output_dir, write_failed
-from .checkpoint import check_finite, remove_stale_temporaries
+from .checkpoint import TMP_SUFFIX, check_finite, remove_stale_temporaries
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -123,12 +123,12 @@ def save_pretrained(model, out_dir: Union[str, Path], discriminator: bool = True
     try:
         if into:
             remove_stale_temporaries(out_dir, prefix=_TMP)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{_TMP}.{os.getpid()}.", suffix=".tmp", dir=out_dir))
+            tmp = Path(tempfile.mkdtemp(prefix=f".{_TMP}.{os.getpid()}.", suffix=TMP_SUFFIX, dir=out_dir))
         else:
             name = out_dir.name or _TMP
             out_dir.parent.mkdir(parents=True, exist_ok=True)
             remove_stale_temporaries(out_dir.parent, prefix=name)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{name}.{os.getpid()}.", suffix=".tmp", dir=out_dir.parent))
+            tmp = Path(tempfile.mkdtemp(prefix=f".{name}.{os.getpid()}.", suffix=TMP_SUFFIX, dir=out_dir.parent))
         config = dict(model_type=MODEL_TYPE, format_version=FORMAT_VERSION, oasisgan_version=__version__,
                       **model_config_dict(model.config))
         _save_safetensors(model.generator.state_dict(), tmp / WEIGHTS_NAME,

@@ -22,7 +22,7 @@ from ..config import OFFICIAL_DATASET_MODES, OFFICIAL_OPTION_NAMES, OASISConfig,
 from ..errors import OASISError, first_line
 from ..labels import one_hot
 from ..nn import Discriminator, Generator
-from .checkpoint import read_checkpoint, save_checkpoint
+from .checkpoint import atomic_save, read_checkpoint, save_checkpoint
 from .model import load
 
 State = Dict[str, torch.Tensor]
@@ -183,7 +183,7 @@ def export_official(model_ckpt: Union[str, Path], out_dir: Union[str, Path], whi
     for part, key in (("G", "generator"), ("EMA", "ema"), ("D", "discriminator")):
         if ckpt.get(key) is not None:
             path = models / f"{which}_{part}.pth"
-            torch.save(ours_to_official(ckpt[key]), path)
+            atomic_save(ours_to_official(ckpt[key]), path)
             written[part] = path
     return written
 
