@@ -44,10 +44,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import OASISError
+from .errors import DataError, OASISError
 from .loading.checkpoint import atomic_save
-from .synthesis import (_as_noise, _generator, _ids, generator_input, noise_map, parse_classes, sample_noise,
-                        synthesize)
+from .synthesis import (_as_noise, _generator, _ids, generator_input, noise_map, parse_classes, read_label,
+                        resize_label, sample_noise, synthesize)
+from .loading.weights import WeightsError, cache_dir
 
 __all__ = ["EditingError", "Inversion", "Edit", "InversionOptions", "read_image", "read_pair", "invert", "edit_noise", "edit",
            "move_region", "transfer", "feather_mask", "psnr", "random_psnr", "find_lpips", "EditingMixin"]
@@ -67,8 +68,6 @@ def read_image(path: Union[str, Path], size: Optional[Tuple[int, int]] = None) -
     bicubic resize, as the datasets resize their images. EditingError naming the file otherwise."""
     from .data.photos import read_photo
     from .data.transforms import BICUBIC
-    from .errors import DataError
-
     try:
         rgb = read_photo(path)  # every mode, 16-bit and float scaled (not clipped to white)
     except DataError as e:
@@ -83,8 +82,6 @@ def read_pair(model, image_path: Union[str, Path], label_path: Union[str, Path],
     """A photo and its label file -> ((3, H, W) in [-1, 1], (H, W) model ids) at `size`
     (default: the model's resolution; image bicubic, label nearest). The two files must have one
     size; errors name the file."""
-    from .synthesis import read_label, resize_label
-
     image = read_image(image_path)
     label = read_label(label_path, model.config)
     if tuple(image.shape[-2:]) != tuple(label.shape):
@@ -143,8 +140,6 @@ def find_lpips(lpips="auto", backbone=None, weights=None, device="cpu"):
     if isinstance(lpips, torch.nn.Module):
         return lpips.eval().to(device), ""
     from .metrics.diversity import BACKBONE_FILES, load_lpips
-    from .loading.weights import WeightsError, cache_dir
-
     fname = BACKBONE_FILES["alex"][0]
     backbone = backbone or (cache_dir() / fname)
     weights = weights or (cache_dir() / "lpips" / "v0.1" / "alex.pth")

@@ -27,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..loading.checkpoint import atomic_write
+from ..loading.weights import WeightsError, load_state_dict_file, resolve_weights, sha256_of
 
 FID_WEIGHTS_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
@@ -339,7 +340,6 @@ def load_inception(path: Optional[Union[str, Path]] = None, device="cpu",
     Returns (network in eval mode, sha256 of the weight file). Offline without the file a
     `WeightsError` says where to put it.
     """
-    from ..loading.weights import WeightsError, load_state_dict_file, resolve_weights, sha256_of
     from .segmenters.common import load_original_state_dict
 
     p = resolve_weights(path, filename=FID_WEIGHTS_FILENAME, url=FID_WEIGHTS_URL,
