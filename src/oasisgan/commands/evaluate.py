@@ -146,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
     out = {"checkpoint": str(Path(args.checkpoint).resolve()), "data_root": str(Path(args.data_root).resolve()),
            "preset": cfg.preset, "oasisgan": __version__, **report.to_dict()}
     text = json.dumps(_jsonable(out), indent=2) + "\n"
-    atomic_write(Path(args.out), lambda f: f.write(text), text=True)
+    path = Path(args.out)
+    atomic_write(path, lambda f: f.write(text), text=True)
     print(f"evaluation of {args.checkpoint} on {report.info.get('num_images')} {args.split} images "
           f"({cfg.height}x{cfg.width}, preset {cfg.preset})")
     print(report.format_table())
