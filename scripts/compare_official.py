@@ -6,7 +6,7 @@
 Needs a checkout of boschresearch/OASIS (only its models/ folder is imported; no torchvision).
 It builds the official generator and discriminator, perturbs their state (train-mode forwards
 update BatchNorm statistics and spectral-norm vectors), writes them as an official run folder
-(models/latest_{G,EMA,D}.pth + opt.pkl), converts that with `oasisgan.official.convert_official`,
+(models/latest_{G,EMA,D}.pth + opt.pkl), converts that with `oasisgan.loading.official.convert_official`,
 and compares: eval-mode outputs of G (same one-hot label and z) and D; train-mode losses of the
 official `losses_computer` (N+1 CE with class balancing, LabelMix) against ours; and the
 gradients of one G step and one D step. Prints the relative differences; exits 1 above 1e-5.
@@ -46,9 +46,9 @@ def main() -> int:
     from oasisgan import losses as L
     from oasisgan.config import preset
     from oasisgan.labels import one_hot
-    from oasisgan.model import load
+    from oasisgan.loading.model import load
     from oasisgan.nn.layers import init_weights
-    from oasisgan.official import convert_official
+    from oasisgan.loading.official import convert_official
 
     torch.manual_seed(0)
     cfg = preset(args.preset, channels_G=args.channels_g, crop_size=args.size, load_size=args.size)

@@ -43,7 +43,7 @@ def checkpoints(run: Path):
             found[int(m.group(1))] = p
     latest = run / "checkpoints" / "latest.ckpt"
     if latest.is_file():
-        from oasisgan.checkpoint import read_checkpoint
+        from oasisgan.loading.checkpoint import read_checkpoint
 
         it = int((read_checkpoint(latest).get("training") or {}).get("iteration", 0))
         found.setdefault(it, latest)
@@ -76,7 +76,7 @@ def untrained_model(run: Path, data_root: Path):
     from oasisgan.config import OASISConfig
     from oasisgan.data import build_dataset
     from oasisgan.labels import one_hot
-    from oasisgan.model import OASISModel
+    from oasisgan.loading.model import OASISModel
     from oasisgan.nn import Generator
     from oasisgan.training.ema import recollect_bn_stats
 

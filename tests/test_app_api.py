@@ -419,7 +419,7 @@ def test_cli_serves_and_reports_errors(ckpt, tmp_path):
 def test_many_classes_use_16_bit_maps(tmp_path):
     import oasisgan
     from oasisgan.app import Painter
-    from oasisgan.checkpoint import save_checkpoint
+    from oasisgan.loading.checkpoint import save_checkpoint
     from oasisgan.nn import Generator
 
     cfg = oasisgan.preset("toy", semantic_nc=300, crop_size=32, load_size=32, channels_G=4, spade_hidden=8)
@@ -441,7 +441,7 @@ def test_many_classes_use_16_bit_maps(tmp_path):
 def test_model_without_noise_is_described_as_such(tmp_path):
     import oasisgan
     from oasisgan.app import Painter
-    from oasisgan.checkpoint import save_checkpoint
+    from oasisgan.loading.checkpoint import save_checkpoint
     from oasisgan.nn import Generator
 
     cfg = oasisgan.preset("toy", semantic_nc=4, noise_3d=False)

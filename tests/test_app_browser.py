@@ -530,7 +530,7 @@ def test_slow_model_shows_progress_and_never_shows_a_stale_image(browser_context
 
 def test_canvas_keeps_the_model_aspect_ratio(browser_context, tmp_path):
     import oasisgan
-    from oasisgan.checkpoint import save_checkpoint
+    from oasisgan.loading.checkpoint import save_checkpoint
     from oasisgan.nn import Generator
 
     cfg = oasisgan.preset("toy", semantic_nc=5, aspect_ratio=2.0, dontcare_label=None)  # 32x64

@@ -24,7 +24,7 @@ PALETTE = [[0, 0, 0], [120, 170, 240], [30, 120, 40], [110, 200, 80], [40, 80, 2
 
 def make_test_checkpoint(path: Path, seed: int = 0) -> Path:
     import oasisgan
-    from oasisgan.checkpoint import save_checkpoint
+    from oasisgan.loading.checkpoint import save_checkpoint
     from oasisgan.labels import one_hot
     from oasisgan.nn import Generator
     from oasisgan.nn.layers import init_weights, settle_spectral_norms

@@ -11,7 +11,7 @@ import torch
 import yaml
 
 import oasisgan
-from oasisgan.checkpoint import (CheckpointError, atomic_save, read_checkpoint, remove_stale_temporaries,
+from oasisgan.loading.checkpoint import (CheckpointError, atomic_save, read_checkpoint, remove_stale_temporaries,
                                  save_checkpoint)
 from oasisgan.cli import main
 from oasisgan.data import check_dataset, config_for_root

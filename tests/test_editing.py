@@ -371,3 +371,23 @@ def test_painter_photo_api(model, photo):
         srv.shutdown()
         srv.server_close()
         thread.join(5)
+
+
+def test_inversion_results_are_those_of_before_the_stage_refactor(model, photo):
+    """Figures of the inversion as it was written before `InversionOptions` and the stage
+    classes (#26), all three stages and the D loss, same seed: the refactor changed no number."""
+    from oasisgan.editing import InversionOptions
+
+    image, lab = photo
+    opts = InversionOptions(steps=9, stages=("global", "class", "spatial"), d_weight=0.5, seed=5,
+                            progress=False, lpips=False)
+    inv = model.invert(image, lab, opts)
+    assert float(inv.z.double().sum()) == pytest.approx(-11199.108158484101, rel=1e-5)
+    assert inv.psnr == pytest.approx(19.66486167907715, rel=1e-5)
+    assert inv.history[-1][2] == pytest.approx(0.15459184348583221, rel=1e-5)
+    assert [h[0] for h in inv.history] == ["global"] * 3 + ["class"] * 3 + ["spatial"] * 3
+    same = model.invert(image, lab, steps=9, stages=("global", "class", "spatial"), d_weight=0.5, seed=5,
+                        progress=False, lpips=False)  # keywords: the same options
+    assert torch.equal(inv.z, same.z)
+    with pytest.raises(TypeError, match="unknown option"):
+        model.invert(image, lab, step=3)

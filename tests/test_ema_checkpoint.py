@@ -8,7 +8,7 @@ import torch
 
 import oasisgan
 from oasisgan import Generator, preset
-from oasisgan.checkpoint import CheckpointError, atomic_save, read_checkpoint, save_checkpoint
+from oasisgan.loading.checkpoint import CheckpointError, atomic_save, read_checkpoint, save_checkpoint
 from oasisgan.labels import one_hot
 from oasisgan.training.ema import recollect_bn_stats, update_ema
 
@@ -120,7 +120,7 @@ def test_atomic_save_keeps_previous_file_when_killed(tmp_path):
     path = tmp_path / "latest.ckpt"
     atomic_save({"v": torch.ones(3)}, path)
     # a child process writing a huge checkpoint is SIGKILLed mid-save
-    code = ("import torch, sys\nsys.path.insert(0, %r)\nfrom oasisgan.checkpoint import atomic_save\n"
+    code = ("import torch, sys\nsys.path.insert(0, %r)\nfrom oasisgan.loading.checkpoint import atomic_save\n"
             "atomic_save({'v': torch.zeros(400_000_000 // 4)}, %r)\n") % (
         os.path.join(os.path.dirname(oasisgan.__file__), ".."), str(path))
     proc = subprocess.Popen([sys.executable, "-c", code])

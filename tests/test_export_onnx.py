@@ -13,7 +13,7 @@ ort = pytest.importorskip("onnxruntime")
 import oasisgan  # noqa: E402
 from oasisgan import export as E  # noqa: E402
 from oasisgan import synthesis as S  # noqa: E402
-from oasisgan.checkpoint import save_checkpoint  # noqa: E402
+from oasisgan.loading.checkpoint import save_checkpoint  # noqa: E402
 from oasisgan.cli import main  # noqa: E402
 from oasisgan.config import preset  # noqa: E402
 from oasisgan.labels import one_hot  # noqa: E402

@@ -54,7 +54,7 @@ MODEL_FIELDS = sorted(ModelConfig.__dataclass_fields__)
 @FUZZ
 @given(changes=st.dictionaries(st.sampled_from(MODEL_FIELDS), JSON, min_size=1, max_size=3))
 def test_any_config_json_loads_validated_or_names_the_field(model, tmp_path_factory, changes):
-    from oasisgan.hub import PretrainedFormatError, read_config
+    from oasisgan.loading.hub import PretrainedFormatError, read_config
 
     folder = tmp_path_factory.mktemp("cfg")
     data = json.loads(json.dumps({"model_type": "oasis", **model.config.to_parts("model")["model"]}))

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 import oasisgan
-from oasisgan.checkpoint import read_checkpoint
+from oasisgan.loading.checkpoint import read_checkpoint
 from oasisgan.cli import main
 from oasisgan.config import ConfigError
 
@@ -48,7 +48,7 @@ def test_training_on_a_full_disk_is_one_line_naming_the_folder_and_the_kept_chec
         tiny_root, tmp_path, capsys, monkeypatch):
     """The second save of the run hits ENOSPC inside torch.save (which then raised its own
     'unexpected pos' error): one line, exit 2, latest.ckpt of iteration 2 intact, no temporary."""
-    from oasisgan import checkpoint
+    from oasisgan.loading import checkpoint
 
     real, calls = torch.save, {"n": 0}
 
@@ -126,7 +126,7 @@ def test_a_checkpoint_config_and_yaml_files_are_checked_the_same_way(ckpt, tmp_p
     ck = torch.load(ckpt, weights_only=True)
     ck["config"]["model"]["noise_3d"] = "false"
     torch.save(ck, tmp_path / "bad.ckpt")
-    with pytest.raises(oasisgan.checkpoint.CheckpointError, match="config field 'noise_3d' = 'false'"):
+    with pytest.raises(oasisgan.loading.checkpoint.CheckpointError, match="config field 'noise_3d' = 'false'"):
         oasisgan.load(tmp_path / "bad.ckpt")
     y = tmp_path / "c.yaml"
     for text, words in (("lr_g: .nan\n", "'lr_g' = nan: must be a finite number"),

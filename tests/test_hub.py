@@ -14,7 +14,7 @@ from PIL import Image
 import oasisgan
 from oasisgan.cli import main as cli_main
 from oasisgan.config import ModelConfig
-from oasisgan.hub import PretrainedFormatError, config_from_model_dict, model_config_dict
+from oasisgan.loading.hub import PretrainedFormatError, config_from_model_dict, model_config_dict
 from oasisgan.labels import one_hot
 from test_app_helpers import CLASS_NAMES, PALETTE, make_test_checkpoint
 
@@ -57,7 +57,7 @@ def test_model_config_dict_round_trip_keeps_the_networks():
 
 
 def test_export_safetensors_cli_with_discriminator(tmp_path, capsys):
-    from oasisgan.checkpoint import save_checkpoint
+    from oasisgan.loading.checkpoint import save_checkpoint
     from oasisgan.nn import Discriminator, Generator
 
     cfg = oasisgan.preset("ade20k", semantic_nc=5, channels_G=2, channels_D=2, z_dim=3, crop_size=64, load_size=64)
@@ -121,7 +121,7 @@ def test_hub_id_through_snapshot_download(ckpt, tmp_path, monkeypatch):
 def test_hub_id_without_huggingface_hub_says_how_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # import fails
     monkeypatch.setenv("OASISGAN_HOME", str(tmp_path))
-    with pytest.raises(oasisgan.pretrained.OASISError, match=r"pip install 'oasisgan\[hub\]'"):
+    with pytest.raises(oasisgan.errors.OASISError, match=r"pip install 'oasisgan\[hub\]'"):
         oasisgan.from_pretrained("someone/oasis-toy")
 
 
@@ -166,7 +166,7 @@ def test_export_never_deletes_what_it_did_not_write(ckpt, tmp_path, capsys, monk
 def test_save_pretrained_on_a_full_disk_names_the_folder_and_keeps_the_old_model(ckpt, tmp_path, monkeypatch):
     import errno
 
-    from oasisgan import hub
+    from oasisgan.loading import hub
     from oasisgan.errors import OutputError
 
     model = oasisgan.load(ckpt)
@@ -188,7 +188,7 @@ def test_save_pretrained_on_a_full_disk_names_the_folder_and_keeps_the_old_model
 def test_integer_weights_are_refused_not_read_as_black_images(ckpt, tmp_path, capsys):
     from safetensors.torch import load_file, save_file
 
-    from oasisgan.checkpoint import CheckpointError
+    from oasisgan.loading.checkpoint import CheckpointError
 
     out = oasisgan.load(ckpt).save_pretrained(tmp_path / "m")
     state = load_file(str(out / "model.safetensors"))

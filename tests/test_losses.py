@@ -98,7 +98,7 @@ def test_vgg_loss_architecture_and_weights_file(tmp_path):
     loaded = L.VGGLoss(str(tmp_path / "vgg19.pth"))
     x, y = torch.randn(1, 3, 32, 32), torch.randn(1, 3, 32, 32)
     assert torch.allclose(loaded(x, y), loss(x, y))
-    from oasisgan.weights import WeightsError
+    from oasisgan.loading.weights import WeightsError
 
     with pytest.raises(WeightsError, match="not found"):
         L.VGGLoss(str(tmp_path / "missing.pth"))

@@ -6,7 +6,7 @@ import urllib.request
 import pytest
 import torch
 
-from oasisgan.checkpoint import save_checkpoint
+from oasisgan.loading.checkpoint import save_checkpoint
 from oasisgan.cli import main
 from oasisgan.metrics import (REFERENCE_SEGMENTER_FILENAME, check_metrics, evaluate, evaluate_report,
                               lower_is_better, parse_metrics)

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from oasisgan.metrics.diversity import LPIPS, backbone_features, load_lpips, ms_ssim, pairwise_mean
 from oasisgan.metrics.fid import (FID_WEIGHTS_FILENAME, FeatureStats, FIDInceptionV3, inception_features,
                                   load_inception)
-from oasisgan.weights import WeightsError
+from oasisgan.loading.weights import WeightsError
 
 INCEPTION_KEYS = {"Conv2d_1a_3x3.conv.weight": (32, 3, 3, 3), "Conv2d_1a_3x3.bn.running_var": (32,),
                   "Conv2d_4a_3x3.conv.weight": (192, 80, 3, 3), "Mixed_5b.branch_pool.conv.weight": (32, 192, 1, 1),

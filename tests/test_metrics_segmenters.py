@@ -9,7 +9,7 @@ from oasisgan.metrics.segmenters import (DeepLabV2MSC, DRNSeg, ReferenceUNet, Up
                                          segmenter_checkpoint)
 from oasisgan.metrics.segmenters.common import label_map_from_spec, load_original_state_dict
 from oasisgan.metrics.segmenters.drn import build_drn_segmenter, cityscapes_label_map
-from oasisgan.weights import WeightsError
+from oasisgan.loading.weights import WeightsError
 
 
 def _shapes(sd):

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 import oasisgan
 from oasisgan.cli import main as cli_main
 from oasisgan.labels import one_hot
-from oasisgan.official import (OfficialCheckpointError, convert_official, export_official, official_to_ours,
+from oasisgan.loading.official import (OfficialCheckpointError, convert_official, export_official, official_to_ours,
                                ours_to_official, read_official_options)
 
 N, ZD, CH = 5, 3, 2  # classes, z_dim, channels_G

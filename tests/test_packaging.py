@@ -55,7 +55,7 @@ def test_wheel_installs_and_runs_from_a_fresh_venv(tmp_path):
     run([py, "-c", textwrap.dedent("""
         import torch, oasisgan
         from importlib.resources import files
-        from oasisgan.checkpoint import save_checkpoint
+        from oasisgan.loading.checkpoint import save_checkpoint
         from oasisgan.data import config_for_root
         static = files("oasisgan.app") / "static"
         assert all((static / f).is_file() for f in ("index.html", "app.js", "style.css")), "painter files missing"

@@ -24,8 +24,8 @@ from PIL import Image
 import oasisgan
 from oasisgan.cli import main as cli_main
 from oasisgan.labels import one_hot
-from oasisgan.official import ours_to_official
-from oasisgan.pretrained import (ChecksumError, DownloadError, PretrainedError, download, from_pretrained,
+from oasisgan.loading.official import ours_to_official
+from oasisgan.loading.pretrained import (ChecksumError, DownloadError, PretrainedError, download, from_pretrained,
                                  list_models, model_dir, pretrained_dir)
 from test_official import CH, N, ZD, official_generator_state, ref_generator, rel
 
@@ -217,7 +217,7 @@ def test_server_without_range_support_restarts_the_download(home, server, archiv
 
 def test_archive_that_does_not_convert_is_not_kept_or_trusted(home, server):
     write_registry(home, tiny={"url": server.url(ARCHIVE), "preset": "cityscapes"})  # wrong architecture
-    with pytest.raises(oasisgan.official.OfficialCheckpointError, match="does not fit"):
+    with pytest.raises(oasisgan.loading.official.OfficialCheckpointError, match="does not fit"):
         from_pretrained("tiny", progress=False)
     assert not model_dir("tiny").exists() and not (pretrained_dir() / "checksums.json").exists()
     assert not list((pretrained_dir() / "archives").iterdir())
@@ -312,11 +312,11 @@ def test_registry_entry_import_uses_its_overrides_and_recorded_sum(home, server,
     other.parent.mkdir()
     other.write_bytes(build_archive(seed=2)[0])
     with pytest.raises(ChecksumError, match="recorded"):  # the sum recorded by the first import
-        oasisgan.pretrained.import_archive(other)
+        oasisgan.loading.pretrained.import_archive(other)
 
 
 def test_resolve_errors(home, tmp_path, monkeypatch):
-    from oasisgan.checkpoint import CheckpointError
+    from oasisgan.loading.checkpoint import CheckpointError
 
     with pytest.raises(PretrainedError, match="unknown model 'nope'.*ade20k, camvid, cityscapes, coco-stuff"):
         from_pretrained("nope")
@@ -337,7 +337,7 @@ def test_resolve_errors(home, tmp_path, monkeypatch):
 
 
 def test_official_entries_and_class_names():
-    from oasisgan.pretrained import BUILTIN, _with_class_names
+    from oasisgan.loading.pretrained import BUILTIN, _with_class_names
 
     assert {n: e.archive for n, e in BUILTIN.items()} == {
         "ade20k": "oasis_ade20k_pretrained.zip", "cityscapes": "oasis_cityscapes_pretrained.zip", "camvid": None,
@@ -363,7 +363,7 @@ def test_archive_path_as_checkpoint_converts_once(home, archive, tmp_path):
     folder = tmp_path / "oasis_tiny_pretrained"
     with zipfile.ZipFile(zpath) as zf:
         zf.extractall(tmp_path)
-    assert oasisgan.pretrained.import_archive(folder).name == "tiny"
+    assert oasisgan.loading.pretrained.import_archive(folder).name == "tiny"
     assert oasisgan.load(model_dir("tiny")).config.channels_D == 2  # from the entry's overrides
 
 
@@ -429,6 +429,6 @@ def test_temporaries_of_a_killed_import_are_removed_at_the_next_import(home, arc
         (d / "run" / "models" / "best_G.pth").write_bytes(b"0" * 1000)
     zpath = tmp_path / ARCHIVE
     zpath.write_bytes(archive[0])
-    oasisgan.pretrained.import_archive(zpath, overrides=OVERRIDES)
+    oasisgan.loading.pretrained.import_archive(zpath, overrides=OVERRIDES)
     assert not stale.exists() and live.is_dir()
     assert sorted(p.name for p in tmp_root.iterdir()) == [live.name]

@@ -14,7 +14,7 @@ import torch
 import oasisgan
 from oasisgan.data.classes import CAMVID_CLASSES, CAMVID_PALETTE
 from oasisgan.data.street import street_label
-from oasisgan.pretrained import ZOO, list_models, resolve
+from oasisgan.loading.pretrained import ZOO, list_models, resolve
 
 FOLDER = ZOO / "camvid"
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from oasisgan.checkpoint import save_checkpoint
+from oasisgan.loading.checkpoint import save_checkpoint
 from oasisgan.cli import main
 from oasisgan.config import ConfigError, preset
 from oasisgan.data import config_for_root

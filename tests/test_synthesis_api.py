@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 import oasisgan
 from oasisgan import synthesis as S
-from oasisgan.checkpoint import save_checkpoint
+from oasisgan.loading.checkpoint import save_checkpoint
 from oasisgan.config import preset
 from oasisgan.errors import LabelError
 from oasisgan.labels import one_hot

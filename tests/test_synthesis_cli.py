@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from oasisgan.checkpoint import save_checkpoint
+from oasisgan.loading.checkpoint import save_checkpoint
 from oasisgan.cli import main
 from oasisgan.config import preset
 from oasisgan.nn import Generator

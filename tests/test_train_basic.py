@@ -8,7 +8,7 @@ import torch
 import yaml
 
 import oasisgan
-from oasisgan.checkpoint import read_checkpoint
+from oasisgan.loading.checkpoint import read_checkpoint
 from oasisgan.errors import DataError
 from oasisgan.training import train
 

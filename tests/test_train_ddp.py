@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from oasisgan.checkpoint import read_checkpoint
+from oasisgan.loading.checkpoint import read_checkpoint
 
 from test_train_helpers import states_equal, tiny_cfg, tiny_root  # noqa: F401
 

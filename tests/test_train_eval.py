@@ -7,10 +7,10 @@ import pytest
 
 import oasisgan
 import oasisgan.metrics as metrics
-from oasisgan.checkpoint import read_checkpoint
+from oasisgan.loading.checkpoint import read_checkpoint
 from oasisgan.config import ConfigError
 from oasisgan.training import train
-from oasisgan.weights import WeightsError
+from oasisgan.loading.weights import WeightsError
 
 from test_train_helpers import tiny_cfg, tiny_root  # noqa: F401
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import oasisgan
-from oasisgan.checkpoint import read_checkpoint
+from oasisgan.loading.checkpoint import read_checkpoint
 from oasisgan.training import TrainingDiverged, train
 from oasisgan.training.step import TrainStep
 
@@ -50,8 +50,8 @@ def test_failed_save_keeps_previous_checkpoint(tiny_root, tmp_path, monkeypatch)
         f.write(b"partial")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("oasisgan.checkpoint.torch.save", broken_save)
-    from oasisgan.checkpoint import CheckpointWriteError
+    monkeypatch.setattr("oasisgan.loading.checkpoint.torch.save", broken_save)
+    from oasisgan.loading.checkpoint import CheckpointWriteError
 
     with pytest.raises(CheckpointWriteError, match="No space left on device.*last good checkpoint.*kept"):
         train(tiny_cfg(tiny_root, iters=4), tiny_root, out, resume=True, progress=False)

@@ -4,9 +4,9 @@ The names below load on first use, so that `import oasisgan` (and `oasis --help`
 torch."""
 __version__ = "0.1.0"
 
-_LAZY = {"OASISConfig": "config", "PRESETS": "config", "preset": "config", "OASISModel": "model",
-         "load": "model", "SPADE": "nn", "Discriminator": "nn", "Generator": "nn",
-         "from_pretrained": "pretrained"}
+_LAZY = {"OASISConfig": "config", "PRESETS": "config", "preset": "config", "OASISModel": "loading.model",
+         "load": "loading.model", "SPADE": "nn", "Discriminator": "nn", "Generator": "nn",
+         "from_pretrained": "loading.pretrained"}
 
 __all__ = list(_LAZY) + ["__version__"]
 

@@ -33,21 +33,24 @@ measurements are in docs/editing.md).
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import OASISError
-from .synthesis import (_as_noise, _generator, _ids, generator_input, noise_map, parse_classes, sample_noise,
-                        synthesize)
+from .errors import DataError, OASISError
+from .loading.checkpoint import atomic_save
+from .synthesis import (_as_noise, _generator, _ids, generator_input, noise_map, parse_classes, read_label,
+                        resize_label, sample_noise, synthesize)
+from .loading.weights import WeightsError, cache_dir
 
-__all__ = ["EditingError", "Inversion", "Edit", "read_image", "read_pair", "invert", "edit_noise", "edit",
+__all__ = ["EditingError", "Inversion", "Edit", "InversionOptions", "read_image", "read_pair", "invert", "edit_noise", "edit",
            "move_region", "transfer", "feather_mask", "psnr", "random_psnr", "find_lpips", "EditingMixin"]
 
 STAGES = ("global", "class", "spatial")
@@ -65,8 +68,6 @@ def read_image(path: Union[str, Path], size: Optional[Tuple[int, int]] = None) -
     bicubic resize, as the datasets resize their images. EditingError naming the file otherwise."""
     from .data.photos import read_photo
     from .data.transforms import BICUBIC
-    from .errors import DataError
-
     try:
         rgb = read_photo(path)  # every mode, 16-bit and float scaled (not clipped to white)
     except DataError as e:
@@ -81,8 +82,6 @@ def read_pair(model, image_path: Union[str, Path], label_path: Union[str, Path],
     """A photo and its label file -> ((3, H, W) in [-1, 1], (H, W) model ids) at `size`
     (default: the model's resolution; image bicubic, label nearest). The two files must have one
     size; errors name the file."""
-    from .synthesis import read_label, resize_label
-
     image = read_image(image_path)
     label = read_label(label_path, model.config)
     if tuple(image.shape[-2:]) != tuple(label.shape):
@@ -141,8 +140,6 @@ def find_lpips(lpips="auto", backbone=None, weights=None, device="cpu"):
     if isinstance(lpips, torch.nn.Module):
         return lpips.eval().to(device), ""
     from .metrics.diversity import BACKBONE_FILES, load_lpips
-    from .weights import WeightsError, cache_dir
-
     fname = BACKBONE_FILES["alex"][0]
     backbone = backbone or (cache_dir() / fname)
     weights = weights or (cache_dir() / "lpips" / "v0.1" / "alex.pth")
@@ -196,7 +193,7 @@ class Inversion:
     def save(self, path: Union[str, Path]) -> Path:
         """A `.pt` dict of tensors and numbers; `oasis synthesize --z-file` reads its 'z'."""
         path = Path(path)
-        torch.save({"z": self.z.cpu(), "label": self.label.cpu(), "image": self.image.cpu(),
+        atomic_save({"z": self.z.cpu(), "label": self.label.cpu(), "image": self.image.cpu(),
                     "reconstruction": self.reconstruction.cpu(), "psnr": float(self.psnr),
                     "lpips": self.lpips, "seconds": float(self.seconds), "stages": list(self.stages),
                     "class_z": self.class_z.cpu(), "present": self.present.cpu()}, path)
@@ -269,21 +266,127 @@ class _Adam:
         self.param.grad = None
 
 
-def invert(model, image, label, steps: Union[int, Sequence[int]] = 200,
-           stages: Sequence[str] = ("class", "spatial"), lr: float = 0.1, seed: Optional[int] = 0,
-           lpips="auto", lpips_weight: float = 1.0, lpips_backbone=None, lpips_weights=None,
-           d_weight: float = 0.0, prior_weight: float = 0.01, smooth_weight: float = 2.0,
-           progress: bool = True, callback: Optional[Callable[[str, int, int, float], None]] = None,
-           image_name: Optional[str] = None, label_name: Optional[str] = None) -> Inversion:
+@dataclass
+class InversionOptions:
+    """How `invert` searches. `steps`: Adam steps in all (split evenly over `stages`) or one
+    count per stage. The start is `sample_noise(seed)`, so a seed gives the same result on a
+    CPU. `lpips`: "auto" (used when its weights are local), False, or an `LPIPS` module;
+    `d_weight` > 0 adds the discriminator's logits as a feature loss (needs
+    `model.discriminator`). `prior_weight` weighs the in-distribution prior, `smooth_weight` its
+    neighbour term in the spatial stage. `callback(stage, step, total_steps, loss)` after each step."""
+
+    steps: Union[int, Sequence[int]] = 200
+    stages: Sequence[str] = ("class", "spatial")
+    lr: float = 0.1
+    seed: Optional[int] = 0
+    lpips: Any = "auto"
+    lpips_weight: float = 1.0
+    lpips_backbone: Optional[Union[str, Path]] = None
+    lpips_weights: Optional[Union[str, Path]] = None
+    d_weight: float = 0.0
+    prior_weight: float = 0.01
+    smooth_weight: float = 2.0
+    progress: bool = True
+    callback: Optional[Callable[[str, int, int, float], None]] = None
+
+
+@dataclass
+class _Layout:
+    """The label map as the stages see it: ids (B, H, W), each pixel's row for a per-class
+    table, and where horizontal / vertical neighbours share a class."""
+
+    ids: torch.Tensor
+    num_classes: int
+
+    def __post_init__(self):
+        ids = self.ids
+        self.rows = torch.arange(ids.shape[0], device=ids.device)[:, None, None]
+        self.same_x = (ids[..., :, 1:] == ids[..., :, :-1]).float()
+        self.same_y = (ids[..., 1:, :] == ids[..., :-1, :]).float()
+
+
+class _GlobalStage:
+    """One vector per image, as in training (the "best global noise" baseline)."""
+
+    lr_scale = 1.0
+
+    def __init__(self, z: torch.Tensor, layout: _Layout, smooth: float):
+        self.shape = z.shape
+        self.param = z.mean((2, 3)).clone().requires_grad_(True)                  # (B, z_dim)
+
+    def noise(self) -> torch.Tensor:
+        b, _, h, w = self.shape
+        return self.param[:, :, None, None].expand(b, self.param.shape[1], h, w)
+
+    def prior(self, z: torch.Tensor) -> torch.Tensor:
+        return _prior(self.param[:, :, None, None], None, None, 0)
+
+
+class _ClassStage:
+    """One vector per class present, started at the class means of the noise so far."""
+
+    lr_scale = 1.0
+
+    def __init__(self, z: torch.Tensor, layout: _Layout, smooth: float):
+        self.layout = layout
+        means, _ = class_means(z, layout.ids, layout.num_classes)
+        self.param = means.clone().requires_grad_(True)                            # (B, N, z_dim)
+
+    def noise(self) -> torch.Tensor:
+        return self.param[self.layout.rows, self.layout.ids].permute(0, 3, 1, 2)
+
+    def prior(self, z: torch.Tensor) -> torch.Tensor:
+        return _prior(z, self.layout.same_x, self.layout.same_y, 0)
+
+
+class _SpatialStage:
+    """A per-pixel correction on top of the noise so far, kept smooth within classes."""
+
+    lr_scale = 0.5
+
+    def __init__(self, z: torch.Tensor, layout: _Layout, smooth: float):
+        self.layout, self.smooth = layout, smooth
+        self.base = z.detach()
+        self.param = torch.zeros_like(self.base).requires_grad_(True)
+
+    def noise(self) -> torch.Tensor:
+        return self.base + self.param
+
+    def prior(self, z: torch.Tensor) -> torch.Tensor:
+        return _prior(z, self.layout.same_x, self.layout.same_y, self.smooth)
+
+
+STAGE_TYPES = {"global": _GlobalStage, "class": _ClassStage, "spatial": _SpatialStage}
+
+
+def _reconstruction_loss(gen, ids, target, lp, lpips_weight, disc, d_target, d_weight):
+    """G(ids, z) and its distance to the photos: L1 [+ LPIPS] [+ D logits]."""
+    def loss_of(z):
+        out = gen(ids, z)
+        loss = (out - target).abs().mean()
+        if lp is not None and lpips_weight:
+            loss = loss + lpips_weight * lp(out, target).mean()
+        if d_target is not None:
+            loss = loss + d_weight * (disc(out) - d_target).pow(2).mean()
+        return out, loss
+    return loss_of
+
+
+def invert(model, image, label, options: Optional[InversionOptions] = None, *,
+           image_name: Optional[str] = None, label_name: Optional[str] = None, **settings: Any) -> Inversion:
     """Find the noise that makes the generator reproduce `image` from `label`.
 
     `image`: (3, H, W) / (B, 3, H, W) in [-1, 1] (`read_image`) or uint8 (H, W, 3); `label`:
-    model ids (H, W) / (B, H, W) of the same size (`model.read_label`). `steps`: Adam steps in
-    all (split evenly over `stages`) or one count per stage. The start is `sample_noise(seed)`,
-    so a seed gives the same result on a CPU. `lpips`: "auto" (used when its weights are local),
-    False, or an `LPIPS` module; `d_weight` > 0 adds the discriminator's logits as a feature loss
-    (needs `model.discriminator`). `callback(stage, step, total_steps, loss)` after each step.
+    model ids (H, W) / (B, H, W) of the same size (`model.read_label`). How: `options` (an
+    `InversionOptions`), or its fields as keywords (`steps=100, seed=1`), which win over it.
     """
+    if options is not None and not isinstance(options, InversionOptions):  # invert(m, image, label, 200)
+        options, settings = None, dict(settings, steps=options)
+    try:
+        opts = dataclasses.replace(options or InversionOptions(), **settings)
+    except TypeError:
+        unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(InversionOptions)})
+        raise TypeError(f"invert() got unknown option(s) {', '.join(unknown)}") from None
     gen = _generator(model)
     dev = next(gen.parameters()).device
     t0 = time.perf_counter()
@@ -296,78 +399,53 @@ def invert(model, image, label, steps: Union[int, Sequence[int]] = 200,
     ids = generator_input(model, ids, label_name)                       # checks ids and size
     if ids.shape[0] != target.shape[0]:
         raise EditingError(f"{target.shape[0]} images but {ids.shape[0]} label maps")
-    stages = tuple(stages)
+    stages = tuple(opts.stages)
     if not stages or any(s not in STAGES for s in stages):
         raise EditingError(f"stages must be a sequence of {', '.join(STAGES)}; got {stages!r}")
     if not gen.noise_3d:
         raise EditingError("this model was trained without 3D noise: there is no noise to invert")
-    counts = _split_steps(steps, stages)
+    counts = _split_steps(opts.steps, stages)
     (b, h, w), n = ids.shape, gen.semantic_nc
     notes: List[str] = []
-    lp, note = find_lpips(lpips, lpips_backbone, lpips_weights, dev)
-    if note and lpips is not False and lpips is not None:
+    lp, note = find_lpips(opts.lpips, opts.lpips_backbone, opts.lpips_weights, dev)
+    if note and opts.lpips is not False and opts.lpips is not None:
         notes.append(note)
         warnings.warn(note, stacklevel=2)
-    disc = getattr(model, "discriminator", None) if d_weight else None
-    if d_weight and disc is None:
+    disc = getattr(model, "discriminator", None) if opts.d_weight else None
+    if opts.d_weight and disc is None:
         notes.append("no discriminator in this checkpoint: the D feature loss is off")
         warnings.warn(notes[-1], stacklevel=2)
     with torch.no_grad():
         d_target = disc(target) if disc is not None else None
-    rows = torch.arange(b, device=ids.device)[:, None, None]  # p[rows, ids]: each pixel's class row
-    same_x = (ids[..., :, 1:] == ids[..., :, :-1]).float()
-    same_y = (ids[..., 1:, :] == ids[..., :-1, :]).float()
+    loss_of = _reconstruction_loss(gen, ids, target, lp, opts.lpips_weight, disc, d_target, opts.d_weight)
+    layout = _Layout(ids, n)
 
-    def loss_of(z):
-        out = gen(ids, z)
-        loss = (out - target).abs().mean()
-        if lp is not None and lpips_weight:
-            loss = loss + lpips_weight * lp(out, target).mean()
-        if d_target is not None:
-            loss = loss + d_weight * (disc(out) - d_target).pow(2).mean()
-        return out, loss
-
-    start = sample_noise(model, b, seed=seed).to(dev)                   # (B, z_dim)
-    z = noise_map(start, (h, w)).to(dev)
+    z = noise_map(sample_noise(model, b, seed=opts.seed).to(dev), (h, w)).to(dev)
     history: List[Tuple[str, int, float]] = []
     total, done = sum(counts), 0
     bar = None
-    if progress and total:
+    if opts.progress and total:
         from tqdm import tqdm
 
         bar = tqdm(total=total, desc="invert", unit="step", leave=False, dynamic_ncols=True)
     try:
-        for stage, count in zip(stages, counts):
-            if stage == "global":
-                param = z.mean((2, 3)).clone().requires_grad_(True)                 # (B, z_dim)
-                make = lambda p: p[:, :, None, None].expand(b, p.shape[1], h, w)   # noqa: E731
-                prior = lambda zz, p: _prior(p[:, :, None, None], None, None, 0)  # noqa: E731
-            elif stage == "class":
-                means, _ = class_means(z, ids, n)
-                param = means.clone().requires_grad_(True)                          # (B, N, z_dim)
-                make = lambda p: p[rows, ids].permute(0, 3, 1, 2)                  # noqa: E731
-                prior = lambda zz, p: _prior(zz, same_x, same_y, 0)                 # noqa: E731
-            else:
-                base = z.detach()
-                param = torch.zeros_like(base).requires_grad_(True)                # a correction
-                make = lambda p, base=base: base + p                               # noqa: E731
-                prior = lambda zz, p: _prior(zz, same_x, same_y, smooth_weight)     # noqa: E731
-            opt = _Adam(param, lr=lr if stage != "spatial" else lr / 2)
+        for name, count in zip(stages, counts):
+            stage = STAGE_TYPES[name](z, layout, opts.smooth_weight)
+            adam = _Adam(stage.param, lr=opts.lr * stage.lr_scale)
             for i in range(count):
-                zz = make(param)
+                zz = stage.noise()
                 _, loss = loss_of(zz)
-                full = loss + prior_weight * prior(zz, param)
-                full.backward()
-                opt.step()
+                (loss + opts.prior_weight * stage.prior(zz)).backward()
+                adam.step()
                 done += 1
                 value = float(loss.detach())
-                history.append((stage, i, value))
+                history.append((name, i, value))
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(stage=stage, loss=f"{value:.4f}", refresh=False)
-                if callback is not None:
-                    callback(stage, done, total, value)
-            z = make(param).detach()
+                    bar.set_postfix(stage=name, loss=f"{value:.4f}", refresh=False)
+                if opts.callback is not None:
+                    opts.callback(name, done, total, value)
+            z = stage.noise().detach()
     finally:
         if bar is not None:
             bar.close()
@@ -527,9 +605,9 @@ def transfer(model, inv_b: Inversion, inv_a: Inversion, classes, paste_back: boo
 class EditingMixin:
     """Editing methods of `OASISModel`: `invert`, `edit`, `transfer` (see `oasisgan.editing`)."""
 
-    def invert(self, image, label, steps=200, **options) -> Inversion:
-        """Noise that reproduces a photo; see `oasisgan.editing.invert`."""
-        return invert(self, image, label, steps=steps, **options)
+    def invert(self, image, label, options: Optional[InversionOptions] = None, **settings) -> Inversion:
+        """Noise that reproduces a photo; see `oasisgan.editing.invert` and `InversionOptions`."""
+        return invert(self, image, label, options, **settings)
 
     def edit(self, inv: Inversion, new_label, **options) -> Edit:
         """The photo with an edited label map; see `oasisgan.editing.edit`."""

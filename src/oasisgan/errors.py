@@ -79,3 +79,15 @@ def worker_error_text(e: BaseException) -> str:
         head, sep, rest = last.partition(": ")
         return rest if sep and head.replace(".", "").replace("_", "").isalnum() else last
     return first_line(e)
+
+
+class PretrainedError(OASISError):
+    """An unknown model name, a bad registry file, an archive that cannot be converted."""
+
+
+class DownloadError(PretrainedError):
+    """A download that failed (offline, refused, HTTP error, cut short too often)."""
+
+
+class ChecksumError(PretrainedError):
+    """A file whose sha256 is not the expected one."""

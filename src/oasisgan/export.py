@@ -32,6 +32,8 @@ import torch.nn as nn
 
 from .errors import OASISError, first_line
 from .nn.layers import remove_spectral_norm
+from .labels import one_hot
+from .synthesis import valid_size
 
 
 class ExportError(OASISError, RuntimeError):
@@ -58,8 +60,6 @@ def export_generator(model) -> nn.Module:
 
 
 def _random_inputs(gen, batch: int, height: int, width: int, seed: int = 0):
-    from .labels import one_hot
-
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(0, gen.semantic_nc, (batch, height // 8 + 1, width // 8 + 1), generator=g)
     ids = nn.functional.interpolate(ids[:, None].float(), size=(height, width), mode="nearest")[:, 0].long()
@@ -105,8 +105,6 @@ def export_onnx(model, out: Union[str, Path], height: Optional[int] = None, widt
     height = height or (cfg.height if cfg is not None else 8 * m)
     width = width or (cfg.width if cfg is not None else 8 * m)
     if height % m or width % m or height <= 0 or width <= 0:
-        from .synthesis import valid_size
-
         h, w = valid_size(height, width, m)
         raise ExportError(f"export size {height}x{width}: height and width must be multiples of {m} "
                           f"for this model, e.g. --height {h} --width {w}")

@@ -31,6 +31,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from ..errors import LabelError, OASISError
 from ..labels import palette_array, to_uint8_image
 from ..limits import DECODE_BUDGET_PIXELS, DECODE_WAIT_S, MAX_DECODE_PIXELS
 from ..synthesis import sample_noise, synthesize
@@ -42,7 +43,7 @@ MAX_UPLOAD_PIXELS = MAX_DECODE_PIXELS  # decompression-bomb guard, per image
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-class RequestError(ValueError):
+class RequestError(OASISError, ValueError):
     """Bad input from the page; `status` is the HTTP status, the message is shown to the user."""
 
     def __init__(self, message: str, status: int = 400):
@@ -334,7 +335,6 @@ class Painter:
         255 -> 0), colour PNGs through the palette.
         """
         from ..data.labelmaps import label_array_to_ids
-        from ..errors import LabelError
 
         try:
             img.load()

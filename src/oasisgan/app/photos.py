@@ -28,6 +28,8 @@ import torch
 from ..editing import Inversion, edit_noise, feather_mask, image_tensor, invert
 from ..limits import MAX_INVERSION_STEPS
 from .core import MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, RequestError, _b64decode, _png_bytes, _require
+from ..errors import DataError
+from ..labels import to_uint8_image
 
 MAX_PHOTOS = 16
 MAX_JOBS = 32
@@ -55,8 +57,6 @@ class Photos:
         """uint8 (H, W, 3) at the model's size and notes; the original (h, w)."""
         from ..data.photos import read_photo
         from ..data.transforms import BICUBIC
-        from ..errors import DataError
-
         p = self.painter
         try:  # the one photo reader; decoded within the server's budget of pixels at once
             rgb = read_photo(data, name, max_pixels=MAX_UPLOAD_PIXELS, hold=p.decoding.take)
@@ -119,7 +119,6 @@ class Photos:
                 self.photos[photo_id] = inv
                 while len(self.photos) > MAX_PHOTOS:
                     self.photos.popitem(last=False)
-            from ..labels import to_uint8_image
 
             job.update(state="done", photo={
                 "id": photo_id, "label": self.painter.encode_map(label), "psnr": round(inv.psnr, 2),

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     import errno
     import time
 
-    from ..pretrained import from_pretrained
+    from ..loading.pretrained import from_pretrained
     from ..app import Painter, make_server
     from ..errors import OASISError
 

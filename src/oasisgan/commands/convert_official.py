@@ -22,13 +22,13 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..official import convert_official
+    from ..loading.official import convert_official
 
     out = convert_official(args.src, args.out, which=args.which, preset_name=args.preset,
                            **config_overrides(args))
     print(f"wrote {out}")
     if args.verify:
-        from ..official import verify_conversion
+        from ..loading.official import verify_conversion
 
         err = verify_conversion(args.src, out, which=args.which)
         print(f"verified: max relative difference {err:.2e} (limit 1e-5)")

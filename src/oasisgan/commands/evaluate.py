@@ -118,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from .. import __version__
-    from ..pretrained import from_pretrained
+    from ..loading.checkpoint import atomic_write
+    from ..loading.pretrained import from_pretrained
     from ..config import DATA_DEFINED_PRESETS, ConfigError
     from ..metrics import evaluate_report, parse_metrics
 
@@ -158,10 +159,11 @@ def run(args: argparse.Namespace) -> int:
         samples=args.samples, diversity_maps=args.diversity_maps, on_missing="raise" if explicit else "skip",
         frequency_groups=args.frequency_groups)
     out = {"checkpoint": str(Path(args.checkpoint).resolve()), "data_root": str(Path(args.data_root).resolve()),
-           "preset": cfg.preset, "annotation_density": args.annotation_density or 1.0, "oasisgan": __version__, **report.to_dict()}
+           "preset": cfg.preset, "annotation_density": args.annotation_density or 1.0, "oasisgan": __version__,
+           **report.to_dict()}
+    text = json.dumps(_jsonable(out), indent=2) + "\n"
     path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_jsonable(out), indent=2) + "\n")
+    atomic_write(path, lambda f: f.write(text), text=True)
     print(f"evaluation of {args.checkpoint} on {report.info.get('num_images')} {args.split} images "
           f"({cfg.height}x{cfg.width}, preset {cfg.preset})")
     print(report.format_table())

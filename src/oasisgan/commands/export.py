@@ -1,5 +1,5 @@
 """`oasis export`: the EMA generator as an ONNX model (checked with onnxruntime), or the model
-as a safetensors folder in the Hugging Face Hub convention (`oasisgan.hub`)."""
+as a safetensors folder in the Hugging Face Hub convention (`oasisgan.loading.hub`)."""
 from __future__ import annotations
 
 import argparse
@@ -47,7 +47,7 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..export import ExportError, export_onnx
     from ..outputs import check_output_file
-    from ..pretrained import from_pretrained
+    from ..loading.pretrained import from_pretrained
 
     if args.format == "safetensors":
         return _run_safetensors(args)
@@ -87,9 +87,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_safetensors(args: argparse.Namespace) -> int:
-    from ..hub import SAVED_FILES
+    from ..loading.hub import SAVED_FILES
     from ..outputs import check_output_dir
-    from ..pretrained import from_pretrained
+    from ..loading.pretrained import from_pretrained
 
     check_output_dir(args.out, SAVED_FILES, args.force)  # before the model is loaded
     model = from_pretrained(args.checkpoint, device="cpu", discriminator=args.discriminator)

@@ -44,10 +44,10 @@ def run(args: argparse.Namespace) -> int:
     from ..config import ConfigError, preset
 
     if args.checkpoint:
-        from ..checkpoint import read_checkpoint
+        from ..loading.checkpoint import read_checkpoint
         from ..config import OASISConfig
-        from ..hub import read_config
-        from ..pretrained import resolve
+        from ..loading.hub import read_config
+        from ..loading.pretrained import resolve
 
         path = resolve(args.checkpoint, discriminator=False)  # a name: downloaded/converted once
         cfg = read_config(path) if path.is_dir() else \

@@ -1,4 +1,4 @@
-"""`oasis pretrained`: list, download, import and remove pretrained models (`oasisgan.pretrained`)."""
+"""`oasis pretrained`: list, download, import and remove pretrained models (`oasisgan.loading.pretrained`)."""
 from __future__ import annotations
 
 import argparse
@@ -47,7 +47,7 @@ def register(sub) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from ..pretrained import list_models, pretrained_dir, registry_file
+    from ..loading.pretrained import list_models, pretrained_dir, registry_file
 
     rows = list_models()
     if args.json:
@@ -68,7 +68,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    from ..pretrained import resolve
+    from ..loading.pretrained import resolve
 
     path = resolve(args.name, sha256=args.sha256, progress=not args.no_progress)
     print(f"{args.name}: {path}")
@@ -76,7 +76,7 @@ def run_download(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from ..pretrained import import_archive
+    from ..loading.pretrained import import_archive
 
     path = import_archive(args.archive, name=args.name, sha256=args.sha256, preset=args.preset,
                           overrides=config_overrides(args), which=args.which)
@@ -86,7 +86,7 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_remove(args: argparse.Namespace) -> int:
-    from ..pretrained import remove
+    from ..loading.pretrained import remove
 
     removed = remove(args.name)
     print("\n".join(f"removed {p}" for p in removed) if removed else f"nothing cached for {args.name!r}")

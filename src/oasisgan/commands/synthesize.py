@@ -162,7 +162,7 @@ def _grid(tiles, pad: int = 2):
 def run(args: argparse.Namespace) -> int:
     from .. import synthesis as S
     from ..errors import OASISError
-    from ..pretrained import from_pretrained
+    from ..loading.pretrained import from_pretrained
 
     if args.samples < 1:
         raise S.SynthesisError("--samples must be at least 1")

@@ -26,6 +26,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..loading.checkpoint import atomic_write
+from ..loading.weights import WeightsError, load_state_dict_file, resolve_weights, sha256_of
+
 FID_WEIGHTS_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
                    + FID_WEIGHTS_FILENAME)
@@ -105,11 +108,8 @@ class FeatureStats:
         return cls(x.mean(0), np.cov(x, rowvar=False), int(x.shape[0]))
 
     def save(self, path: Union[str, Path], meta: Optional[dict] = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".part.npz")
-        np.savez(tmp, mu=self.mu, sigma=self.sigma, n=self.n, meta=json.dumps(meta or {}))
-        tmp.replace(path)
+        atomic_write(path, lambda f: np.savez(f, mu=self.mu, sigma=self.sigma, n=self.n,
+                                              meta=json.dumps(meta or {})))
 
     @classmethod
     def load(cls, path: Union[str, Path]) -> "FeatureStats":
@@ -340,7 +340,6 @@ def load_inception(path: Optional[Union[str, Path]] = None, device="cpu",
     Returns (network in eval mode, sha256 of the weight file). Offline without the file a
     `WeightsError` says where to put it.
     """
-    from ..weights import WeightsError, load_state_dict_file, resolve_weights, sha256_of
     from .segmenters.common import load_original_state_dict
 
     p = resolve_weights(path, filename=FID_WEIGHTS_FILENAME, url=FID_WEIGHTS_URL,

@@ -24,6 +24,8 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
+from ..config import ConfigError
+
 
 @dataclass
 class DistContext:
@@ -48,8 +50,6 @@ def _pick_device(device: Optional[str], local_rank: int) -> torch.device:
     dev = torch.device(device)
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            from ..config import ConfigError
-
             raise ConfigError("--device cuda was asked for but no CUDA device is available")
         if dev.index is None:
             dev = torch.device("cuda", local_rank % max(1, torch.cuda.device_count()))

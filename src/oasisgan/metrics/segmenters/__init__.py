@@ -30,6 +30,7 @@ from .unet import (ReferenceSegmenter, ReferenceUNet, build_reference_segmenter,
                    read_segmenter_checkpoint, segmenter_checkpoint)
 from .upernet import (UPERNET_DECODER_FILENAME, UPERNET_ENCODER_FILENAME, UPERNET_URL_ROOT,
                       UperNetResNet101, build_upernet_segmenter)
+from ...loading.weights import WeightsError, cache_dir, load_state_dict_file, resolve_weights, sha256_of
 
 __all__ = ["Segmenter", "ReferenceSegmenter", "ReferenceUNet", "DRNSeg", "UperNetResNet101", "DeepLabV2MSC",
            "load_segmenter", "discriminator_segmenter", "torchscript_segmenter", "default_segmenter_name",
@@ -69,8 +70,6 @@ def torchscript_segmenter(path: Union[str, Path], cfg, class_map=None, input_ran
                           num_classes: Optional[int] = None, input_size=None) -> Segmenter:
     """A user's TorchScript segmenter: images in `input_range` (minus1_1, 0_1, imagenet, 0_255)
     -> logits (B, C, h, w). `class_map` maps model ids to its classes (default: the same ids)."""
-    from ...weights import sha256_of
-
     path = Path(path)
     import warnings
 
@@ -102,15 +101,11 @@ def torchscript_segmenter(path: Union[str, Path], cfg, class_map=None, input_ran
 
 
 def _weights(path, name: str, option: str):
-    from ...weights import WeightsError, load_state_dict_file, resolve_weights, sha256_of
-
     if name == "drn":
         try:
             p = resolve_weights(path, filename=DRN_WEIGHTS_FILENAME, url=None, sha256_prefix=None,
                                 what=f"DRN-D-105 Cityscapes weights ({DRN_WEIGHTS_FILENAME})", option=option)
         except WeightsError as e:
-            from ...weights import cache_dir
-
             raise WeightsError(f"{e}\nDownload {DRN_WEIGHTS_FILENAME} from {DRN_WEIGHTS_PAGE} and pass it "
                                f"with {option} or put it at {cache_dir() / DRN_WEIGHTS_FILENAME}") from None
         return [load_state_dict_file(p, "DRN-D-105 weights")], sha256_of(p)
@@ -174,8 +169,6 @@ def load_segmenter(spec, cfg, *, weights=None, class_map=None, input_range: str 
 
 
 def _load_segmenter(spec, cfg, *, weights, class_map, input_range, input_size, discriminator, device) -> Segmenter:
-    from ...weights import WeightsError, load_state_dict_file, sha256_of
-
     n = cfg.semantic_nc
     if spec is None:
         spec = default_segmenter_name(cfg)

@@ -14,6 +14,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ...loading.weights import WeightsError
+from ...errors import OASISError
+
 
 _SYNC_BN_EXTRAS = ("._tmp_running_mean", "._tmp_running_var", "._running_iter")
 
@@ -27,8 +30,6 @@ def load_original_state_dict(module: nn.Module, state: Dict[str, torch.Tensor], 
     (``_tmp_running_mean``, ``_tmp_running_var``, ``_running_iter``). Anything else missing,
     unexpected or of the wrong shape raises a `WeightsError` naming a few keys.
     """
-    from ...weights import WeightsError
-
     state = {(k[7:] if k.startswith("module.") else k): v for k, v in state.items()
              if not k.endswith(_SYNC_BN_EXTRAS)}
     if prefix:
@@ -75,7 +76,6 @@ def label_map_from_spec(spec, num_labels: int, dontcare: Optional[int]) -> torch
     either form works too."""
     import json
 
-    from ...errors import OASISError
 
     if isinstance(spec, (str, Path)):
         try:

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .common import Segmenter, shifted_label_map
+from .common import load_original_state_dict, Segmenter, shifted_label_map
 
 DEEPLAB_FILENAME = "deeplabv2_resnet101_msc-cocostuff164k-100000.pth"
 DEEPLAB_URL = "https://github.com/kazuto1011/deeplab-pytorch/releases/download/v1.0/" + DEEPLAB_FILENAME
@@ -104,8 +104,6 @@ def deeplab_preprocess(x: torch.Tensor) -> torch.Tensor:
 
 def build_deeplab_segmenter(state=None, num_labels: int = 183, input_size=None, sha256=None,
                             class_names=None) -> Segmenter:
-    from .common import load_original_state_dict
-
     net = DeepLabV2MSC(182)
     if state is not None:
         load_original_state_dict(net, state, "DeepLabV2-ResNet101 COCO-Stuff weights")

@@ -13,7 +13,7 @@ from typing import List, Tuple
 import torch
 import torch.nn as nn
 
-from .common import Segmenter
+from .common import load_original_state_dict, Segmenter
 
 # 19 Cityscapes train ids, indexed by labelId (0..33; our id 34 is the license plate, unscored).
 CITYSCAPES_LABELID_TO_TRAINID = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9,
@@ -126,8 +126,6 @@ def drn_preprocess(x: torch.Tensor) -> torch.Tensor:
 
 
 def build_drn_segmenter(state=None, num_labels: int = 35, input_size=None, sha256=None) -> Segmenter:
-    from .common import load_original_state_dict
-
     net = DRNSeg(19)
     if state is not None:
         load_original_state_dict(net, state, "DRN-D-105 Cityscapes weights")

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from .unet import ReferenceUNet, build_reference_segmenter, segmenter_checkpoint
+from ...errors import OASISError
 
 
 @torch.no_grad()
@@ -46,11 +47,9 @@ def train_reference_segmenter(cfg, data_root: Union[str, Path], out: Union[str, 
     Adam (lr, betas 0.9/0.999) with a cosine decay, cross-entropy with the don't-care label ignored.
     Batches: training's `epoch_loader`, in an order drawn from `seed`, augmented anew every epoch.
     """
-    from ...checkpoint import atomic_save
+    from ...loading.checkpoint import atomic_save
     from ...data import build_dataset
     from ...data.loader import epoch_loader
-    from ...errors import OASISError
-
     if iters < 1:
         raise OASISError("--iters must be at least 1")
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -21,7 +21,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...errors import first_line
-from .common import Segmenter, identity_label_map
+from .common import identity_label_map, load_original_state_dict, Segmenter
+from ...loading.weights import WeightsError
 
 SEGMENTER_FORMAT = "oasisgan-segmenter"
 SEGMENTER_VERSION = 1
@@ -89,8 +90,6 @@ def is_segmenter_checkpoint(obj) -> bool:
 
 
 def read_segmenter_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:
-    from ...weights import WeightsError
-
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"segmenter file not found: {path}")
@@ -108,9 +107,6 @@ def read_segmenter_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:
 def build_reference_segmenter(ckpt: Dict[str, Any], num_labels: Optional[int] = None,
                               dontcare: Optional[int] = -1, path: Optional[Union[str, Path]] = None) -> ReferenceSegmenter:
     """A ReferenceSegmenter from a checkpoint dict; checks it fits a model with `num_labels` ids."""
-    from ...weights import WeightsError
-    from .common import load_original_state_dict
-
     n = int(ckpt["num_classes"])
     if num_labels is not None and num_labels != n:
         raise WeightsError(f"reference segmenter {path or ''} predicts {n} classes, but the model has "

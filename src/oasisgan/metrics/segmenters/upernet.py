@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .common import Segmenter, imagenet_preprocess, shifted_label_map
+from .common import imagenet_preprocess, load_original_state_dict, Segmenter, shifted_label_map
 from .drn import DRNBottleneck as Bottleneck  # the same ResNet bottleneck (dilation 1)
 
 UPERNET_URL_ROOT = "http://sceneparsing.csail.mit.edu/model/pytorch/ade20k-resnet101-upernet/"
@@ -116,8 +116,6 @@ class UperNetResNet101(nn.Module):
 
 def build_upernet_segmenter(encoder_state=None, decoder_state=None, num_labels: int = 151,
                             input_size=None, sha256=None, class_names=None) -> Segmenter:
-    from .common import load_original_state_dict
-
     net = UperNetResNet101(150)
     if encoder_state is not None:
         load_original_state_dict(net.encoder, encoder_state, "UperNet-ResNet101 encoder weights")

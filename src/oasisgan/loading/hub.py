@@ -7,10 +7,10 @@ A folder written by `save_pretrained` holds:
     discriminator.safetensors  optional: the discriminator, for fine-tuning or inspection
     README.md                  a short model card
 
-It is read back by `load_pretrained_dir` (or `oasisgan.from_pretrained`) without unpickling
+It is read back by `read_pretrained_dir` (through `oasisgan.load` or `oasisgan.from_pretrained`) without unpickling
 anything, so a downloaded folder cannot run code. A Hub repo id is fetched with
 `huggingface_hub.snapshot_download` (the optional `hub` extra) and read the same way.
-Training checkpoints (`oasisgan.checkpoint`) are unchanged: this is the format for sharing.
+Training checkpoints (`oasisgan.loading.checkpoint`) are unchanged: this is the format for sharing.
 """
 from __future__ import annotations
 
@@ -19,11 +19,15 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import torch
 
-from .errors import OASISError
+from .. import __version__
+from ..config import FIELD_PART, PRESETS, OASISConfig, flat_fields
+from ..errors import OASISError, is_write_error
+from ..outputs import check_output_dir, write_failed
+from .checkpoint import TMP_SUFFIX, check_finite, remove_stale_temporaries
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -45,8 +49,6 @@ def model_config_dict(config) -> Dict[str, Any]:
 def config_from_model_dict(data: Mapping[str, Any]):
     """Inverse of `model_config_dict`: the preset's values for the fields config.json does not
     store (so a model resumed for training gets its preset's settings), then the stored ones."""
-    from .config import FIELD_PART, PRESETS, OASISConfig, flat_fields
-
     values: Dict[str, Any] = dict(PRESETS.get(str(data.get("preset")), {}))
     values.update({k: v for k, v in flat_fields(data).items() if k in FIELD_PART})
     return OASISConfig(**values).validate()
@@ -111,11 +113,6 @@ def save_pretrained(model, out_dir: Union[str, Path], discriminator: bool = True
     `card`: extra facts for the model card (`name`, `iterations`, `metrics`, `metrics_source`,
     `source`, `license`); iterations default to the checkpoint's `meta["iteration"]`.
     """
-    from . import __version__
-    from .checkpoint import remove_stale_temporaries
-    from .errors import is_write_error
-    from .outputs import check_output_dir, write_failed
-
     out_dir = check_output_dir(out_dir, SAVED_FILES, force)
     extra = dict(card or {})
     meta = model.meta
@@ -126,12 +123,12 @@ def save_pretrained(model, out_dir: Union[str, Path], discriminator: bool = True
     try:
         if into:
             remove_stale_temporaries(out_dir, prefix=_TMP)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{_TMP}.{os.getpid()}.", suffix=".tmp", dir=out_dir))
+            tmp = Path(tempfile.mkdtemp(prefix=f".{_TMP}.{os.getpid()}.", suffix=TMP_SUFFIX, dir=out_dir))
         else:
             name = out_dir.name or _TMP
             out_dir.parent.mkdir(parents=True, exist_ok=True)
             remove_stale_temporaries(out_dir.parent, prefix=name)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{name}.{os.getpid()}.", suffix=".tmp", dir=out_dir.parent))
+            tmp = Path(tempfile.mkdtemp(prefix=f".{name}.{os.getpid()}.", suffix=TMP_SUFFIX, dir=out_dir.parent))
         config = dict(model_type=MODEL_TYPE, format_version=FORMAT_VERSION, oasisgan_version=__version__,
                       **model_config_dict(model.config))
         _save_safetensors(model.generator.state_dict(), tmp / WEIGHTS_NAME,
@@ -191,32 +188,23 @@ def read_config(path: Union[str, Path]):
         raise PretrainedFormatError(f"{cfg_path}: invalid config: {e}") from None
 
 
-def load_pretrained_dir(path: Union[str, Path], device: Union[str, torch.device] = "cpu",
-                        discriminator: bool = True, allow_nonfinite: Optional[bool] = None):
-    """An OASISModel from a `save_pretrained` folder: the same object `oasisgan.load` returns."""
-    from .checkpoint import check_finite
-    from .model import OASISModel, _load_into
-    from .nn import Discriminator, Generator
-
+def read_pretrained_dir(path: Union[str, Path], discriminator: bool = True,
+                        allow_nonfinite: Optional[bool] = None) -> Tuple[OASISConfig, Dict[str, torch.Tensor],
+                                                                         Optional[Dict[str, torch.Tensor]]]:
+    """(config, generator weights, discriminator weights or None) of a `save_pretrained` folder,
+    the weights checked finite (`oasisgan.load` builds the model from them)."""
     path = Path(path)
     if not (path / WEIGHTS_NAME).is_file():
         raise PretrainedFormatError(f"{path} has no {WEIGHTS_NAME} (a save_pretrained folder holds "
                                     f"{CONFIG_NAME} and {WEIGHTS_NAME})")
     config = read_config(path)
-    gen = Generator.from_config(config, init=False)
     state = _load_safetensors(path / WEIGHTS_NAME)
     check_finite(state, path / WEIGHTS_NAME, "generator", allow_nonfinite)
-    _load_into(gen, state, path / WEIGHTS_NAME, "generator")
-    gen.eval().requires_grad_(False)
-    disc = None
+    dstate = None
     if discriminator and (path / DISCRIMINATOR_NAME).is_file():
         dstate = _load_safetensors(path / DISCRIMINATOR_NAME)
         check_finite(dstate, path / DISCRIMINATOR_NAME, "discriminator", allow_nonfinite)
-        disc = Discriminator.from_config(config, init=False)
-        _load_into(disc, dstate, path / DISCRIMINATOR_NAME, "discriminator")
-        disc.eval().requires_grad_(False)
-    model = OASISModel(config, gen, disc, path)
-    return model.to(device)
+    return config, state, dstate
 
 
 def hub_download(repo_id: str, revision: Optional[str] = None, discriminator: bool = True) -> Path:

@@ -18,8 +18,12 @@ from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
 
-from .config import OFFICIAL_DATASET_MODES, OFFICIAL_OPTION_NAMES, OASISConfig, preset
-from .errors import OASISError, first_line
+from ..config import OFFICIAL_DATASET_MODES, OFFICIAL_OPTION_NAMES, OASISConfig, preset
+from ..errors import OASISError, first_line
+from ..labels import one_hot
+from ..nn import Discriminator, Generator
+from .checkpoint import atomic_save, read_checkpoint, save_checkpoint
+from .model import load
 
 State = Dict[str, torch.Tensor]
 
@@ -146,9 +150,6 @@ def _load_official_file(path: Path) -> State:
 def convert_official(src: Union[str, Path], out: Union[str, Path], which: str = "best",
                      preset_name: Optional[str] = None, **overrides: Any) -> Path:
     """Convert an official run's checkpoint to our format (see `oasis convert-official`)."""
-    from .checkpoint import save_checkpoint
-    from .nn import Discriminator, Generator
-
     run_dir, files = find_official_files(src, which)
     options = read_official_options(run_dir)
     cfg = config_from_official(options, preset_name, **overrides)
@@ -175,8 +176,6 @@ def convert_official(src: Union[str, Path], out: Union[str, Path], which: str = 
 
 def export_official(model_ckpt: Union[str, Path], out_dir: Union[str, Path], which: str = "latest") -> Dict[str, Path]:
     """Write our checkpoint as official `models/{which}_{G,EMA,D}.pth` files (the other way)."""
-    from .checkpoint import read_checkpoint
-
     ckpt = read_checkpoint(model_ckpt)
     models = Path(out_dir) / "models"
     models.mkdir(parents=True, exist_ok=True)
@@ -184,7 +183,7 @@ def export_official(model_ckpt: Union[str, Path], out_dir: Union[str, Path], whi
     for part, key in (("G", "generator"), ("EMA", "ema"), ("D", "discriminator")):
         if ckpt.get(key) is not None:
             path = models / f"{which}_{part}.pth"
-            torch.save(ours_to_official(ckpt[key]), path)
+            atomic_save(ours_to_official(ckpt[key]), path)
             written[part] = path
     return written
 
@@ -194,10 +193,6 @@ def verify_conversion(src: Union[str, Path], converted: Union[str, Path], which:
                       seed: int = 0) -> float:
     """Relative max difference between networks built straight from the official files and the
     converted checkpoint loaded with `oasisgan.load`, in eval mode on one random label map + z."""
-    from .labels import one_hot
-    from .model import load
-    from .nn import Discriminator, Generator
-
     model = load(converted)
     cfg = model.config
     _, files = find_official_files(src, which)
