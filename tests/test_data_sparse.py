@@ -143,7 +143,7 @@ def test_training_runs_at_low_density(toy_root, tmp_path):
 def test_evaluate_cli_on_maps_as_sparse_as_training(toy_root, tmp_path):
     import json
 
-    from oasisgan.checkpoint import save_checkpoint
+    from oasisgan.loading.checkpoint import save_checkpoint
     from oasisgan.cli import main
     from oasisgan.nn import Discriminator, Generator
 

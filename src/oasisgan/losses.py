@@ -104,7 +104,7 @@ class VGG19Features(nn.Module):
                 cin = v
         self.features = nn.Sequential(*layers)
         if weights is not None:
-            from .weights import load_state_dict_file
+            from .loading.weights import load_state_dict_file
 
             state = load_state_dict_file(weights, what="VGG19 weights")
             state = {k: v for k, v in state.items() if k.startswith("features.")}

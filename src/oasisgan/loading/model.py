@@ -52,7 +52,7 @@ class OASISModel(SynthesisMixin, EditingMixin):
 
 def load(path: Union[str, Path], device: Union[str, torch.device] = "cpu",
          discriminator: bool = True, allow_nonfinite: Optional[bool] = None) -> OASISModel:
-    """Load an oasisgan checkpoint (ours: see `oasisgan.checkpoint`) onto `device`.
+    """Load an oasisgan checkpoint (ours: see `oasisgan.loading.checkpoint`) onto `device`.
 
     The generator is the EMA generator when the checkpoint has one, in eval mode. Weights with
     NaN/Inf are refused unless `allow_nonfinite` (default: $OASISGAN_ALLOW_NONFINITE).

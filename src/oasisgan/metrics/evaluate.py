@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import OASISError
-from ..weights import WeightsError
+from ..loading.weights import WeightsError
 
 METRICS = ("fid", "miou", "lpips", "msssim", "spread", "fsd", "periodicity")
 # What each reported key means, and whether lower is better.
@@ -98,7 +98,7 @@ class EvalReport:
 
 def _unwrap(generator):
     """Accept an OASISModel, a (DDP/compiled) Generator, or any module with z_dim."""
-    from ..model import OASISModel
+    from ..loading.model import OASISModel
 
     disc = None
     if isinstance(generator, OASISModel):
@@ -109,7 +109,7 @@ def _unwrap(generator):
 
 
 def _stats_path(kind, cfg, data_root, split, extractor_id, n, cache_dir):
-    from ..weights import cache_dir as default_cache
+    from ..loading.weights import cache_dir as default_cache
     from .fid import stats_cache_path
 
     return stats_cache_path(cache_dir or default_cache(), kind, f"{cfg.preset}-{cfg.dataset}", data_root, split,
@@ -474,7 +474,7 @@ def _default_reference(cfg, data_root, wanted, segmenter, fsd_segmenter):
 def check_metrics(metrics, cfg, data_root=None, **options) -> None:
     """Raise (a user-facing error) when a metric cannot run: unknown name, weights or segmenter
     missing. Cheap: resolves files (downloading when online) and loads segmenters only."""
-    from ..weights import resolve_weights
+    from ..loading.weights import resolve_weights
     from .diversity import BACKBONE_FILES, LPIPS_LINEAR_SHA256, LPIPS_LINEAR_URL
     from .fid import FID_WEIGHTS_FILENAME, FID_WEIGHTS_SHA256, FID_WEIGHTS_URL
 

@@ -35,7 +35,7 @@ import torch
 import torch.nn as nn
 
 from ..allocator import tune_cpu_allocator
-from ..checkpoint import (CheckpointError, CheckpointWriteError, atomic_save, atomic_write, make_checkpoint,
+from ..loading.checkpoint import (CheckpointError, CheckpointWriteError, atomic_save, atomic_write, make_checkpoint,
                           read_checkpoint, remove_stale_temporaries)
 from ..config import ConfigError, OASISConfig, RuntimeConfig, flat_fields
 from ..data.loader import batches_per_epoch, epoch_loader, fixed_batch
