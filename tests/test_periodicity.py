@@ -72,3 +72,13 @@ def test_upsample_option_is_validated_and_keeps_the_parameters():
     near = Generator(4, channels=4, num_blocks=3, z_dim=2, spade_hidden=4)
     bil = Generator(4, channels=4, num_blocks=3, z_dim=2, spade_hidden=4, upsample="bilinear")
     assert near.state_dict().keys() == bil.state_dict().keys()
+
+
+def test_axis_aligned_edges_are_not_periods():
+    """A step edge puts a line of power through the origin, over the axis lattice points."""
+    base = smooth_images(n=4, h=64, w=64)
+    edges = base.clone()
+    edges[..., :, 23:] += 3.0   # a vertical edge (not at a multiple of 8)
+    edges[..., 37:, :] -= 2.0   # a horizontal one
+    clean, stepped = periodic_scores(base), periodic_scores(edges)
+    assert all(stepped[p] < clean[p] + 3.0 for p in (2, 4, 8)), (clean, stepped)

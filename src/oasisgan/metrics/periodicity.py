@@ -78,19 +78,25 @@ def periodic_scores(images: torch.Tensor, periods: Sequence[int] = PERIODS, ring
 def _lattice_scores(power: torch.Tensor, periods: Sequence[int], ring: int) -> Dict[int, float]:
     """Peak: the largest power within one bin of each lattice point (the window spreads a line over
     neighbouring bins). Background: the median power of the bins 2..`ring` away (Chebyshev
-    distance) from it. Powers are summed over images and lattice points before the ratio."""
+    distance) from it; for a point on an axis, only the bins along that axis: an axis-aligned edge
+    puts a whole line of power there (a building's side, a horizon), which is not a period.
+    Powers are summed over images and lattice points before the ratio."""
     h, w = power.shape
     offsets = [(dy, dx) for dy in range(-ring, ring + 1) for dx in range(-ring, ring + 1)]
     near = [(dy, dx) for dy, dx in offsets if max(abs(dy), abs(dx)) <= 1]
     far = [(dy, dx) for dy, dx in offsets if max(abs(dy), abs(dx)) >= 2]
+    along_x = [(dy, dx) for dy, dx in far if dy == 0]  # fy = 0: the row of vertical edges
+    along_y = [(dy, dx) for dy, dx in far if dx == 0]  # fx = 0: the column of horizontal edges
     scores = {}
     for p in periods:
         if h % p or w % p:
             raise ValueError(f"image size {h}x{w} is not a multiple of the period {p}")
         peak = background = 0.0
         for fy, fx in _lattice(h, w, p):
+            ring_bins = along_x if fy == 0 else along_y if fx == 0 else far
             peak += max(float(power[(fy + dy) % h, (fx + dx) % w]) for dy, dx in near)
-            background += float(torch.tensor([float(power[(fy + dy) % h, (fx + dx) % w]) for dy, dx in far]).median())
+            background += float(torch.tensor([float(power[(fy + dy) % h, (fx + dx) % w])
+                                              for dy, dx in ring_bins]).median())
         scores[p] = 10.0 * math.log10(max(peak, 1e-30) / max(background, 1e-30))
     return scores
 
