@@ -11,12 +11,14 @@ Run directory::
     log.jsonl                  the same scalars as JSON lines
 
 Every checkpoint loads with ``oasisgan.load``. Schedule (counted in completed iterations N):
-the EMA generator's BatchNorm statistics are re-collected in place whenever N is a multiple of
+the EMA generator's BatchNorm statistics are re-collected whenever N is a multiple of
 ``freq_print``, ``freq_fid`` (evaluation on), ``freq_save_ckpt`` or ``freq_save_latest`` -- the
-official ``update_EMA`` condition -- followed by the grid, checkpoints and evaluation due at N.
-Saves outside that schedule (end of training, Ctrl-C) re-collect on the side: the EMA weights of
-the training run are saved as they were, so resuming from such a checkpoint continues exactly
-as if the run had never stopped.
+official ``update_EMA`` condition -- and at the end of training or on Ctrl-C, followed by the
+grid, checkpoints and evaluation due at N. The re-collection runs on the side: the outputs see
+the refreshed EMA, the training EMA's buffers are put back afterwards (and saved in
+``latest.ckpt`` for resuming). The official code re-collects into the training EMA, and its
+train-mode passes also advance the spectral-norm vectors, so there the trained EMA depends on
+the output schedule (issue 27); ``bn_recollect_in_place: true`` does that.
 """
 from __future__ import annotations
 
@@ -54,7 +56,7 @@ from .step import TrainStep
 # model, the data or the optimisation and must match the checkpoint.
 RESUMABLE_CHANGES = {"iters", "num_epochs", "num_workers", "freq_print", "freq_save_latest",
                      "freq_save_ckpt", "freq_fid", "eval_metrics", "log_every", "lr_g", "lr_d",
-                     "bn_stats_batches", "class_names", "palette"} | set(RuntimeConfig.__dataclass_fields__)
+                     "bn_stats_batches", "bn_recollect_in_place", "class_names", "palette"} | set(RuntimeConfig.__dataclass_fields__)
 BN_EPOCH_BASE = 1_000_000  # data "epochs" of the BN re-collection passes: never those of training
 GRID_SAMPLES = 8
 
@@ -321,8 +323,10 @@ class Trainer:
 
     @contextlib.contextmanager
     def output_state(self, step: int) -> Iterator[Optional[Dict[str, torch.Tensor]]]:
-        """EMA with fresh BN statistics for an output outside the schedule; the training EMA's
-        buffers are yielded (to be saved for resuming) and put back afterwards."""
+        """EMA with fresh BN statistics for the outputs at `step`; the training EMA's buffers are
+        yielded (to be saved for resuming) and put back afterwards, so outputs never change the
+        trained model. None is yielded where the EMA already holds its state of `step`
+        (``bn_recollect_in_place``: re-collected into the training EMA)."""
         if self.ema is None or self.recollected_at == step:
             yield None
             return
@@ -462,28 +466,34 @@ class Trainer:
         due = self._scheduled(step)
         if not any(due.values()):
             return
-        self.recollect(step)  # in place, like the official update_EMA condition
-        if due["grid"]:
-            self.sample_grid(step)
-        if due["ckpt"]:
-            self.save(step, [f"iter_{step}"])
-        if due["latest"]:
-            self.save(step, ["latest"])
-        if due["eval"]:
-            results = self.evaluate(step)
-            if D.broadcast_object(self.ctx, self._best_update(step, results)):
-                self.save(step, ["best"])
+        if self.cfg.bn_recollect_in_place:  # the official update_EMA: into the training EMA
+            self.recollect(step)
+        with self.output_state(step) as train_buffers:
+            if due["grid"]:
+                self.sample_grid(step)
+            if due["ckpt"]:
+                self.save(step, [f"iter_{step}"])
+            if due["latest"]:
+                self.save(step, ["latest"], ema_buffers=train_buffers)
+            if due["eval"]:
+                results = self.evaluate(step)
+                if D.broadcast_object(self.ctx, self._best_update(step, results)):
+                    self.save(step, ["best"])
 
     def _finish(self, step: int, interrupted: bool) -> Optional[Path]:
         """Grid, evaluation and checkpoints at the end of the run (or on a stop request)."""
         due = self._scheduled(step) if self.periodic_done == step else {}
+        grid = not due.get("grid") and not interrupted
+        names = [] if due.get("latest") else ["latest"]
+        if not interrupted and self.cfg.freq_save_ckpt and not due.get("ckpt"):
+            names.append(f"iter_{step}")
+        evaluate = self.eval_on and not interrupted and not due.get("eval")
+        if not (grid or names or evaluate):
+            return self.ckpt_dir / "latest.ckpt"
         with self.output_state(step) as train_buffers:
-            if not due.get("grid") and not interrupted:
+            if grid:
                 self.sample_grid(step)
-            names = [] if due.get("latest") else ["latest"]
-            if not interrupted and self.cfg.freq_save_ckpt and not due.get("ckpt"):
-                names.append(f"iter_{step}")
-            if self.eval_on and not interrupted and not due.get("eval"):
+            if evaluate:
                 results = self.evaluate(step)
                 if D.broadcast_object(self.ctx, self._best_update(step, results)):
                     names.append("best")
