@@ -154,3 +154,36 @@ def test_in_place_recollection_is_the_official_schedule_dependence(tiny_root, tm
     assert any(k.endswith(("weight_u", "weight_v")) for k in differ)
     for part in ("generator", "discriminator"):  # the networks being trained are never affected
         assert states_equal(runs["quiet"][part], runs["busy"][part]) == []
+
+
+
+def test_in_place_recollection_follows_the_official_update_ema_schedule(tiny_root, tmp_path, monkeypatch):
+    """The official update_EMA runs after each iteration with cur_iter counted from 0: it
+    re-collects after iteration 1 and after iterations k * freq + 1, and at the end of training
+    makes one more EMA step and re-collects again. `bn_recollect_in_place` does the same into
+    the training EMA; the outputs due at multiples of freq re-collect on a copy."""
+    import contextlib
+
+    from oasisgan.training import loop
+
+    trainer = loop.Trainer(tiny_cfg(tiny_root, iters=6, freq_print=0, freq_save_latest=2, freq_save_ckpt=0,
+                                    bn_recollect_in_place=True), tiny_root, tmp_path / "run", progress=False)
+    events, on_copy = [], []
+    recollect, output_state, update_ema = trainer.recollect, trainer.output_state, loop.update_ema
+
+    @contextlib.contextmanager
+    def marked_output_state(step):
+        on_copy.append(True)
+        try:
+            with output_state(step) as buffers:
+                yield buffers
+        finally:
+            on_copy.pop()
+
+    monkeypatch.setattr(trainer, "recollect", lambda step: (events.append(("copy" if on_copy else "in place", step)),
+                                                            recollect(step)))
+    monkeypatch.setattr(trainer, "output_state", marked_output_state)
+    monkeypatch.setattr(loop, "update_ema", lambda *a: (events.append(("extra EMA step", trainer.step)), update_ema(*a)))
+    trainer.run()
+    assert events == [("in place", 1), ("copy", 2), ("in place", 3), ("copy", 4), ("in place", 5), ("copy", 6),
+                      ("extra EMA step", 6), ("in place", 6)]

@@ -18,7 +18,10 @@ grid, checkpoints and evaluation due at N. The re-collection runs on the side: t
 the refreshed EMA, the training EMA's buffers are put back afterwards (and saved in
 ``latest.ckpt`` for resuming). The official code re-collects into the training EMA, and its
 train-mode passes also advance the spectral-norm vectors, so there the trained EMA depends on
-the output schedule (issue 27); ``bn_recollect_in_place: true`` does that.
+the output schedule (issue 27); ``bn_recollect_in_place: true`` does that, on the official
+schedule (``cur_iter`` counted from 0: after iteration 1 and after iterations k * freq + 1), with
+the official extra EMA step before the final re-collection
+(scripts/compare_official_training.py checks it against the official code).
 """
 from __future__ import annotations
 
@@ -45,7 +48,7 @@ from ..errors import DataError, OASISError, first_line, worker_error_text
 from ..nn import Discriminator, Generator
 from . import distributed as D
 from .amp import Precision, prepare_module
-from .ema import recollect_bn_stats
+from .ema import recollect_bn_stats, update_ema
 from .logging import RunLogger, make_grid, sample_columns
 from .signals import StopRequest
 from .state import (buffers_of, capture_rng_state, load_buffers, preserved_rng, restore_rng_state,
@@ -461,13 +464,21 @@ class Trainer:
         return {"grid": due(cfg.freq_print), "eval": self.eval_on and due(cfg.freq_fid),
                 "ckpt": due(cfg.freq_save_ckpt), "latest": due(cfg.freq_save_latest)}
 
+    def _official_recollection_due(self, step: int) -> bool:
+        """The official `update_EMA` condition after `step` completed iterations: it counts
+        `cur_iter` from 0, so it re-collects after the first iteration and after iterations
+        k * freq + 1 of each output frequency (`freq_fid` whether evaluation runs or not)."""
+        cfg, cur_iter = self.cfg, step - 1
+        freqs = [f for f in (cfg.freq_print, cfg.freq_fid, cfg.freq_save_ckpt, cfg.freq_save_latest) if f]
+        return cur_iter == 0 or any(cur_iter % f == 0 for f in freqs)
+
     def _periodic(self, step: int) -> None:
         self.periodic_done = step
+        if self.cfg.bn_recollect_in_place and self._official_recollection_due(step):
+            self.recollect(step)  # the official update_EMA: into the training EMA, on its schedule
         due = self._scheduled(step)
         if not any(due.values()):
             return
-        if self.cfg.bn_recollect_in_place:  # the official update_EMA: into the training EMA
-            self.recollect(step)
         with self.output_state(step) as train_buffers:
             if due["grid"]:
                 self.sample_grid(step)
@@ -483,6 +494,12 @@ class Trainer:
     def _finish(self, step: int, interrupted: bool) -> Optional[Path]:
         """Grid, evaluation and checkpoints at the end of the run (or on a stop request)."""
         due = self._scheduled(step) if self.periodic_done == step else {}
+        if self.cfg.bn_recollect_in_place and self.ema is not None and not interrupted:
+            # the official end of training: update_EMA(force_run_stats=True) makes one more EMA
+            # step with the last G and re-collects into the training EMA; every output follows
+            update_ema(self.ema, self.g, self.cfg.ema_decay, self.cfg.fused_updates)
+            self.recollect(step)
+            due = {}
         grid = not due.get("grid") and not interrupted
         names = [] if due.get("latest") else ["latest"]
         if not interrupted and self.cfg.freq_save_ckpt and not due.get("ckpt"):
