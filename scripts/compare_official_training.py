@@ -450,7 +450,7 @@ def main(argv=None) -> int:
                     "freq_save_latest": args.freq, "reference_ops": args.reference_ops, "seed": args.seed,
                     "init": "the official init_networks" if cfg.sn_init_gain is None else
                             f"oasisgan's (sn_init_gain {cfg.sn_init_gain})", "ours_set": args.ours_set,
-                    "draws": len(draws.draws), "recollections": sum(1 for k, _ in events if k == "recollect")},
+                    "draws": len(draws.draws), "recollections": sum(1 for k, _ in events if k == "recollect")},  # besides the final one
         "bound": f"max({FLOOR_EPS} eps32, {FACTOR} x the ulp run's relative difference at iterations i-1..i+1)",
         "checked_iterations": min(CHECKED_ITERS, args.iters), "iterations": []}
     failures: List[str] = []
