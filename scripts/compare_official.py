@@ -21,9 +21,8 @@ from pathlib import Path
 
 import torch
 
-
-def rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).abs().max() / a.abs().max().clamp_min(1e-12))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from official_harness import import_official, official_opt, rel, with_z  # noqa: E402
 
 
 def main() -> int:
@@ -34,15 +33,8 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=64, help="image width (crop_size)")
     ap.add_argument("--batch", type=int, default=2)
     args = ap.parse_args()
-    sys.path.insert(0, str(Path(args.official_repo).resolve()))
-    import types
-
-    # the official losses module imports torchvision for its (unused here) VGG loss
-    sys.modules.setdefault("torchvision", types.ModuleType("torchvision"))
-    import models.discriminator as off_d  # noqa: the official code
-    import models.generator as off_g
-    import models.losses as off_losses
-
+    official = import_official(args.official_repo)
+    off_g, off_d, off_losses = official.generator, official.discriminator, official.losses
     from oasisgan import losses as L
     from oasisgan.config import preset
     from oasisgan.labels import one_hot
@@ -52,13 +44,7 @@ def main() -> int:
 
     torch.manual_seed(0)
     cfg = preset(args.preset, channels_G=args.channels_g, crop_size=args.size, load_size=args.size)
-    opt = argparse.Namespace(
-        dataset_mode={"ade20k": "ade20k", "cityscapes": "cityscapes", "coco-stuff": "coco"}[args.preset],
-        semantic_nc=cfg.semantic_nc, label_nc=cfg.semantic_nc - 1, crop_size=cfg.crop_size,
-        aspect_ratio=cfg.aspect_ratio, channels_G=cfg.channels_G, channels_D=64, num_res_blocks=6, z_dim=64,
-        no_3dnoise=False, spade_ks=3, param_free_norm="syncbatch", no_spectral_norm=False, gpu_ids="-1",
-        contain_dontcare_label=True, no_balancing_inloss=False, no_labelmix=False, lambda_labelmix=cfg.lambda_labelmix,
-        EMA_decay=cfg.ema_decay, no_EMA=False, batch_size=args.batch, lr_g=cfg.lr_g, lr_d=cfg.lr_d)
+    opt = official_opt(cfg, args.batch)
     G, D = off_g.OASIS_Generator(opt), off_d.OASIS_Discriminator(opt)
     init_weights(G), init_weights(D)
     b, h, w = args.batch, cfg.height, cfg.width
@@ -66,14 +52,6 @@ def main() -> int:
     label = one_hot(ids, cfg.semantic_nc)
     real = torch.rand(b, 3, h, w) * 2 - 1
     z = torch.randn(b, cfg.z_dim)
-
-    def with_z(fn, zz):  # the official generator draws its own noise: hand it ours
-        orig = torch.randn
-        torch.randn = lambda *a, **k: zz.clone()
-        try:
-            return fn()
-        finally:
-            torch.randn = orig
 
     # perturb the state: a few train-mode forwards (BN stats, spectral-norm vectors)
     with torch.no_grad():

@@ -111,3 +111,79 @@ def test_speed_modes_on_cpu(tiny_root, tmp_path):
     with pytest.raises(oasisgan.config.ConfigError, match="fp16"):
         train(tiny_cfg(tiny_root, iters=2, amp="fp16"), tiny_root, tmp_path / "fp16", device="cpu",
               progress=False)
+
+
+def _flat_checkpoint(path) -> dict:
+    """Every tensor of a checkpoint by its path (networks, EMA buffers, optimiser state)."""
+    ck = read_checkpoint(path)
+    flat = {}
+    for part in ("generator", "discriminator", "ema"):
+        flat.update({f"{part}.{k}": v for k, v in ck[part].items()})
+    tr = ck["training"]
+    flat.update({f"ema_buffers.{k}": v for k, v in (tr.get("ema_buffers") or {}).items()})
+    for opt in ("opt_g", "opt_d"):
+        flat.update({f"{opt}.{k}": v for k, v in flat_optimizer_state(tr[opt]).items()})
+    return flat
+
+
+def test_save_frequency_leaves_the_trained_model_unchanged(tiny_root, tmp_path):
+    """Issue 27: a run that saves (and samples) every 2 iterations ends with the same state, key for
+    key and value for value, as one that saves only at the end. Outputs re-collect the EMA's
+    BatchNorm statistics on the side: the train-mode passes would also advance its spectral-norm
+    vectors, so an in-place re-collection makes the trained EMA depend on the output schedule."""
+    quiet = train(tiny_cfg(tiny_root, iters=6, freq_print=0, freq_save_latest=0), tiny_root,
+                  tmp_path / "quiet", progress=False)
+    busy = train(tiny_cfg(tiny_root, iters=6, freq_print=2, freq_save_latest=2, freq_save_ckpt=2),
+                 tiny_root, tmp_path / "busy", progress=False)
+    assert quiet.iteration == busy.iteration == 6
+    a = _flat_checkpoint(tmp_path / "quiet/checkpoints/latest.ckpt")
+    b = _flat_checkpoint(tmp_path / "busy/checkpoints/latest.ckpt")
+    assert any(k.startswith("ema_buffers.") and k.endswith("weight_u") for k in a)
+    assert sorted(a) == sorted(b) and states_equal(a, b) == []
+
+
+def test_in_place_recollection_is_the_official_schedule_dependence(tiny_root, tmp_path):
+    """`bn_recollect_in_place` (the official `update_EMA`): the outputs' re-collection writes into
+    the training EMA, so its spectral-norm vectors depend on when grids and checkpoints were due."""
+    runs = {}
+    for name, freq in (("quiet", 0), ("busy", 2)):
+        train(tiny_cfg(tiny_root, iters=6, freq_print=freq, freq_save_latest=freq, bn_recollect_in_place=True),
+              tiny_root, tmp_path / name, progress=False)
+        runs[name] = read_checkpoint(tmp_path / name / "checkpoints/latest.ckpt")
+    differ = states_equal(runs["quiet"]["ema"], runs["busy"]["ema"])
+    assert any(k.endswith(("weight_u", "weight_v")) for k in differ)
+    for part in ("generator", "discriminator"):  # the networks being trained are never affected
+        assert states_equal(runs["quiet"][part], runs["busy"][part]) == []
+
+
+
+def test_in_place_recollection_follows_the_official_update_ema_schedule(tiny_root, tmp_path, monkeypatch):
+    """The official update_EMA runs after each iteration with cur_iter counted from 0: it
+    re-collects after iteration 1 and after iterations k * freq + 1, and at the end of training
+    makes one more EMA step and re-collects again. `bn_recollect_in_place` does the same into
+    the training EMA; the outputs due at multiples of freq re-collect on a copy."""
+    import contextlib
+
+    from oasisgan.training import loop
+
+    trainer = loop.Trainer(tiny_cfg(tiny_root, iters=6, freq_print=0, freq_save_latest=2, freq_save_ckpt=0,
+                                    bn_recollect_in_place=True), tiny_root, tmp_path / "run", progress=False)
+    events, on_copy = [], []
+    recollect, output_state, update_ema = trainer.recollect, trainer.output_state, loop.update_ema
+
+    @contextlib.contextmanager
+    def marked_output_state(step):
+        on_copy.append(True)
+        try:
+            with output_state(step) as buffers:
+                yield buffers
+        finally:
+            on_copy.pop()
+
+    monkeypatch.setattr(trainer, "recollect", lambda step: (events.append(("copy" if on_copy else "in place", step)),
+                                                            recollect(step)))
+    monkeypatch.setattr(trainer, "output_state", marked_output_state)
+    monkeypatch.setattr(loop, "update_ema", lambda *a: (events.append(("extra EMA step", trainer.step)), update_ema(*a)))
+    trainer.run()
+    assert events == [("in place", 1), ("copy", 2), ("in place", 3), ("copy", 4), ("in place", 5), ("copy", 6),
+                      ("extra EMA step", 6), ("in place", 6)]

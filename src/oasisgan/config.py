@@ -142,6 +142,12 @@ class TrainConfig:
     ema: bool = True
     ema_decay: float = 0.9999
     bn_stats_batches: int = 50  # official: up to 51 batches through the EMA generator in train mode
+    # Where the re-collection before a grid, checkpoint or evaluation writes. false: into a copy of
+    # the EMA's buffers, so the trained model never depends on the output schedule. true: into the
+    # training EMA itself, as the official update_EMA (whose train-mode passes also advance the
+    # spectral-norm vectors, so the trained EMA then depends on freq_print/freq_save_*/freq_fid),
+    # on its schedule (after iterations 1 and k * freq + 1; an extra EMA step at the end).
+    bn_recollect_in_place: bool = False
     seed: int = 42
     freq_print: int = 1000  # sample grid every N iterations
     freq_save_latest: int = 10000

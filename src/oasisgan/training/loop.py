@@ -11,12 +11,17 @@ Run directory::
     log.jsonl                  the same scalars as JSON lines
 
 Every checkpoint loads with ``oasisgan.load``. Schedule (counted in completed iterations N):
-the EMA generator's BatchNorm statistics are re-collected in place whenever N is a multiple of
+the EMA generator's BatchNorm statistics are re-collected whenever N is a multiple of
 ``freq_print``, ``freq_fid`` (evaluation on), ``freq_save_ckpt`` or ``freq_save_latest`` -- the
-official ``update_EMA`` condition -- followed by the grid, checkpoints and evaluation due at N.
-Saves outside that schedule (end of training, Ctrl-C) re-collect on the side: the EMA weights of
-the training run are saved as they were, so resuming from such a checkpoint continues exactly
-as if the run had never stopped.
+official ``update_EMA`` condition -- and at the end of training or on Ctrl-C, followed by the
+grid, checkpoints and evaluation due at N. The re-collection runs on the side: the outputs see
+the refreshed EMA, the training EMA's buffers are put back afterwards (and saved in
+``latest.ckpt`` for resuming). The official code re-collects into the training EMA, and its
+train-mode passes also advance the spectral-norm vectors, so there the trained EMA depends on
+the output schedule (issue 27); ``bn_recollect_in_place: true`` does that, on the official
+schedule (``cur_iter`` counted from 0: after iteration 1 and after iterations k * freq + 1), with
+the official extra EMA step before the final re-collection
+(scripts/compare_official_training.py checks it against the official code).
 """
 from __future__ import annotations
 
@@ -43,7 +48,7 @@ from ..errors import DataError, OASISError, first_line, worker_error_text
 from ..nn import Discriminator, Generator
 from . import distributed as D
 from .amp import Precision, prepare_module
-from .ema import recollect_bn_stats
+from .ema import recollect_bn_stats, update_ema
 from .logging import RunLogger, make_grid, sample_columns
 from .signals import StopRequest
 from .state import (buffers_of, capture_rng_state, load_buffers, preserved_rng, restore_rng_state,
@@ -54,7 +59,7 @@ from .step import TrainStep
 # model, the data or the optimisation and must match the checkpoint.
 RESUMABLE_CHANGES = {"iters", "num_epochs", "num_workers", "freq_print", "freq_save_latest",
                      "freq_save_ckpt", "freq_fid", "eval_metrics", "log_every", "lr_g", "lr_d",
-                     "bn_stats_batches", "class_names", "palette"} | set(RuntimeConfig.__dataclass_fields__)
+                     "bn_stats_batches", "bn_recollect_in_place", "class_names", "palette"} | set(RuntimeConfig.__dataclass_fields__)
 BN_EPOCH_BASE = 1_000_000  # data "epochs" of the BN re-collection passes: never those of training
 GRID_SAMPLES = 8
 
@@ -321,8 +326,10 @@ class Trainer:
 
     @contextlib.contextmanager
     def output_state(self, step: int) -> Iterator[Optional[Dict[str, torch.Tensor]]]:
-        """EMA with fresh BN statistics for an output outside the schedule; the training EMA's
-        buffers are yielded (to be saved for resuming) and put back afterwards."""
+        """EMA with fresh BN statistics for the outputs at `step`; the training EMA's buffers are
+        yielded (to be saved for resuming) and put back afterwards, so outputs never change the
+        trained model. None is yielded where the EMA already holds its state of `step`
+        (``bn_recollect_in_place``: re-collected into the training EMA)."""
         if self.ema is None or self.recollected_at == step:
             yield None
             return
@@ -457,33 +464,53 @@ class Trainer:
         return {"grid": due(cfg.freq_print), "eval": self.eval_on and due(cfg.freq_fid),
                 "ckpt": due(cfg.freq_save_ckpt), "latest": due(cfg.freq_save_latest)}
 
+    def _official_recollection_due(self, step: int) -> bool:
+        """The official `update_EMA` condition after `step` completed iterations: it counts
+        `cur_iter` from 0, so it re-collects after the first iteration and after iterations
+        k * freq + 1 of each output frequency (`freq_fid` whether evaluation runs or not)."""
+        cfg, cur_iter = self.cfg, step - 1
+        freqs = [f for f in (cfg.freq_print, cfg.freq_fid, cfg.freq_save_ckpt, cfg.freq_save_latest) if f]
+        return cur_iter == 0 or any(cur_iter % f == 0 for f in freqs)
+
     def _periodic(self, step: int) -> None:
         self.periodic_done = step
+        if self.cfg.bn_recollect_in_place and self._official_recollection_due(step):
+            self.recollect(step)  # the official update_EMA: into the training EMA, on its schedule
         due = self._scheduled(step)
         if not any(due.values()):
             return
-        self.recollect(step)  # in place, like the official update_EMA condition
-        if due["grid"]:
-            self.sample_grid(step)
-        if due["ckpt"]:
-            self.save(step, [f"iter_{step}"])
-        if due["latest"]:
-            self.save(step, ["latest"])
-        if due["eval"]:
-            results = self.evaluate(step)
-            if D.broadcast_object(self.ctx, self._best_update(step, results)):
-                self.save(step, ["best"])
+        with self.output_state(step) as train_buffers:
+            if due["grid"]:
+                self.sample_grid(step)
+            if due["ckpt"]:
+                self.save(step, [f"iter_{step}"])
+            if due["latest"]:
+                self.save(step, ["latest"], ema_buffers=train_buffers)
+            if due["eval"]:
+                results = self.evaluate(step)
+                if D.broadcast_object(self.ctx, self._best_update(step, results)):
+                    self.save(step, ["best"])
 
     def _finish(self, step: int, interrupted: bool) -> Optional[Path]:
         """Grid, evaluation and checkpoints at the end of the run (or on a stop request)."""
         due = self._scheduled(step) if self.periodic_done == step else {}
+        if self.cfg.bn_recollect_in_place and self.ema is not None and not interrupted:
+            # the official end of training: update_EMA(force_run_stats=True) makes one more EMA
+            # step with the last G and re-collects into the training EMA; every output follows
+            update_ema(self.ema, self.g, self.cfg.ema_decay, self.cfg.fused_updates)
+            self.recollect(step)
+            due = {}
+        grid = not due.get("grid") and not interrupted
+        names = [] if due.get("latest") else ["latest"]
+        if not interrupted and self.cfg.freq_save_ckpt and not due.get("ckpt"):
+            names.append(f"iter_{step}")
+        evaluate = self.eval_on and not interrupted and not due.get("eval")
+        if not (grid or names or evaluate):
+            return self.ckpt_dir / "latest.ckpt"
         with self.output_state(step) as train_buffers:
-            if not due.get("grid") and not interrupted:
+            if grid:
                 self.sample_grid(step)
-            names = [] if due.get("latest") else ["latest"]
-            if not interrupted and self.cfg.freq_save_ckpt and not due.get("ckpt"):
-                names.append(f"iter_{step}")
-            if self.eval_on and not interrupted and not due.get("eval"):
+            if evaluate:
                 results = self.evaluate(step)
                 if D.broadcast_object(self.ctx, self._best_update(step, results)):
                     names.append("best")
