@@ -181,7 +181,8 @@ def plot(curves: Dict[str, List[Dict]], out: Path, panels, targets, along: str =
             v = xmax * t / 4
             x = x0 + (x1 - x0) * t / 4
             draw.line((x, y1, x, y1 + 4), fill="black")
-            draw.text((x - 10, y1 + 6), f"{v:.0f}" if xmax >= 10 else f"{v:.1f}", fill="black")
+            draw.text((x - 10, y1 + 6), f"{v:.0f}" if xmax >= 10 else f"{v:.1f}" if xmax >= 1 else f"{v:.2f}",
+                      fill="black")
         if key in targets:
             y = y1 - (y1 - y0) * (targets[key] - ymin) / (ymax - ymin)
             for xs in range(int(x0), int(x1), 8):
@@ -239,16 +240,17 @@ def main() -> int:
     if args.replot:
         curves = json.loads(data_path.read_text())["runs"]
     else:
-        curves = {}
+        curves, paths = {}, {}
         old = json.loads(data_path.read_text())["runs"] if args.reuse and data_path.is_file() else {}
         for spec in args.runs:
             name, _, d = str(spec).partition("=")
             run = Path(d) if d else Path(name)
             key = name if d else run.name
             done = {r["iteration"]: r for r in old.get(key, [])}
+            paths[key] = str(run)
             curves[key] = evaluate_run(run, args.data_root, seg, args, done)
         data_path.parent.mkdir(parents=True, exist_ok=True)
-        record = {"data_root": str(args.data_root), "segmenter": seg, "runs": curves}
+        record = {"data_root": str(args.data_root), "segmenter": seg, "run_dirs": paths, "runs": curves}
         if args.bands:
             record["groups"] = seed_bands(curves)
         data_path.write_text(json.dumps(record, indent=1) + "\n")
