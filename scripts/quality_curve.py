@@ -16,6 +16,11 @@ each photo and its layout twin (`oasisgan.metrics.twins`); and the grid-locked p
 patterns over the real images' (`oasisgan.metrics.periodicity`). Writes ``<out>.json`` and a PNG with
 one panel per figure (drawn with PIL: no plotting library needed).
 
+``--bands`` draws runs named ``GROUP_s<seed>`` (``fp32_s1 fp32_s2 ...``) as one curve per group:
+the mean over its seeds with a shaded band from their minimum to their maximum, and adds the
+groups' mean, std, min and max per iteration to the JSON (``groups``); a group's hours are the
+mean of its seeds'.
+
 ``--untrained`` adds iteration 0: the run's generator freshly initialised (its seed), with
 BatchNorm statistics collected as before a checkpoint: the floor that per-class IoUs are judged
 against. ``--hours`` also draws the curves against training hours, read off the run's
@@ -120,21 +125,51 @@ def evaluate_run(run: Path, data_root: Path, segmenter, args, done: Dict[int, Di
     return rows
 
 
+SEED_SUFFIX = re.compile(r"(.+?)[_-]s(?:eed)?\d+")
+FIGURES = ("miou_ratio", "spread_ratio", "fsd", "miou", "spread", "hours")
+
+
+def seed_bands(curves: Dict[str, List[Dict]]) -> Dict[str, List[Dict]]:
+    """Runs named GROUP_s<seed> -> per group and iteration (that every seed has): the mean of each
+    figure, and its `_min`, `_max` and `_std` (sample std) over the seeds."""
+    groups: Dict[str, List[List[Dict]]] = {}
+    for name, rows in curves.items():
+        m = SEED_SUFFIX.fullmatch(name)
+        groups.setdefault(m.group(1) if m else name, []).append(rows)
+    out = {}
+    for group, runs in groups.items():
+        common = sorted(set.intersection(*({r["iteration"] for r in rows} for rows in runs)))
+        stats = []
+        for it in common:
+            picked = [next(r for r in rows if r["iteration"] == it) for rows in runs]
+            row = {"iteration": it, "seeds": len(picked)}
+            for key in FIGURES:
+                vals = [r[key] for r in picked if key in r]
+                if len(vals) == len(picked):
+                    mean = sum(vals) / len(vals)
+                    std = (sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else 0.0
+                    row.update({key: mean, f"{key}_min": min(vals), f"{key}_max": max(vals), f"{key}_std": std})
+            stats.append(row)
+        out[group] = stats
+    return out
+
+
 COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (23, 190, 207)]
 
 
 def plot(curves: Dict[str, List[Dict]], out: Path, panels, targets, along: str = "iteration") -> None:
-    """A small line plot per metric, runs as coloured lines (PIL only); `along`: iteration or hours."""
+    """A small line plot per metric, runs as coloured lines (PIL only); `along`: iteration or hours.
+    Rows with `<key>_min` / `<key>_max` (`seed_bands`) get a shaded band between them."""
     from PIL import Image, ImageDraw
 
     curves = {k: [r for r in rows if along in r] for k, rows in curves.items()}
     pw, ph, margin = 360, 240, 48
     img = Image.new("RGB", (pw * len(panels), ph + 40 + 18 * len(curves)), "white")
-    draw = ImageDraw.Draw(img)
+    draw = ImageDraw.Draw(img, "RGBA")  # RGBA: the seed bands are translucent
     xmax = max((r[along] for rows in curves.values() for r in rows), default=1) or 1
     for k, (key, title) in enumerate(panels):
         x0, y0, x1, y1 = k * pw + margin, 30, (k + 1) * pw - 16, ph - 24
-        vals = [r[key] for rows in curves.values() for r in rows if key in r]
+        vals = [r.get(f"{key}_max", r[key]) for rows in curves.values() for r in rows if key in r]
         ymax = max(vals + [targets.get(key, 0), 1e-6]) * 1.1
         ymin = 0.0
         draw.text((x0, 8), title, fill="black")
@@ -148,18 +183,23 @@ def plot(curves: Dict[str, List[Dict]], out: Path, panels, targets, along: str =
             v = xmax * t / 4
             x = x0 + (x1 - x0) * t / 4
             draw.line((x, y1, x, y1 + 4), fill="black")
-            draw.text((x - 10, y1 + 6), f"{v:.0f}" if xmax >= 10 else f"{v:.1f}", fill="black")
+            draw.text((x - 10, y1 + 6), f"{v:.0f}" if xmax >= 10 else f"{v:.1f}" if xmax >= 1 else f"{v:.2f}",
+                      fill="black")
         if key in targets:
             y = y1 - (y1 - y0) * (targets[key] - ymin) / (ymax - ymin)
             for xs in range(int(x0), int(x1), 8):
                 draw.line((xs, y, xs + 4, y), fill=(120, 120, 120))
 
-        def pos(r):
-            return (x0 + (x1 - x0) * r[along] / xmax, y1 - (y1 - y0) * (r[key] - ymin) / (ymax - ymin))
+        def pos(r, field=key):
+            return (x0 + (x1 - x0) * r[along] / xmax, y1 - (y1 - y0) * (r[field] - ymin) / (ymax - ymin))
 
         for c, rows in enumerate(curves.values()):
             pts = [pos(r) for r in rows if key in r]
             colour = COLOURS[c % len(COLOURS)]
+            band = [r for r in rows if f"{key}_min" in r]
+            if len(band) > 1:
+                draw.polygon([pos(r, f"{key}_max") for r in band] + [pos(r, f"{key}_min") for r in band[::-1]],
+                             fill=colour + (50,))
             if len(pts) > 1:
                 draw.line(pts, fill=colour, width=2)
             for x, y in pts:
@@ -169,7 +209,8 @@ def plot(curves: Dict[str, List[Dict]], out: Path, panels, targets, along: str =
         draw.rectangle((margin, y + 3, margin + 14, y + 11), fill=COLOURS[c % len(COLOURS)])
         draw.text((margin + 20, y), name, fill="black")
     axis = {"hours": "training hours", "iteration": "iteration"}.get(along, along)
-    note = f"x: {axis}; dashed: target"
+    banded = any(k.endswith("_min") for rows in curves.values() for r in rows for k in r)
+    note = f"x: {axis}; dashed: target" + ("; bands: seed min-max" if banded else "")
     draw.text((img.width - 10 - int(draw.textlength(note)), ph + 10), note, fill=(90, 90, 90))
     out.parent.mkdir(parents=True, exist_ok=True)
     img.save(out)
@@ -189,6 +230,8 @@ def main() -> int:
                     help="add iteration 0: the run's generator at initialisation (the floor)")
     ap.add_argument("--hours", action="store_true",
                     help="also plot against training hours (<out>_hours.png), from each run's log.jsonl")
+    ap.add_argument("--bands", action="store_true",
+                    help="runs named GROUP_s<seed>: one curve per group, mean with a min-max band over seeds")
     ap.add_argument("--replot", action="store_true", help="only redraw the plot from <out>.json")
     ap.add_argument("--reuse", action="store_true",
                     help="keep the rows of <out>.json and evaluate only checkpoints it lacks")
@@ -199,20 +242,25 @@ def main() -> int:
     if args.replot:
         curves = json.loads(data_path.read_text())["runs"]
     else:
-        curves = {}
+        curves, paths = {}, {}
         old = json.loads(data_path.read_text())["runs"] if args.reuse and data_path.is_file() else {}
         for spec in args.runs:
             name, _, d = str(spec).partition("=")
             run = Path(d) if d else Path(name)
             key = name if d else run.name
             done = {r["iteration"]: r for r in old.get(key, [])}
+            paths[key] = str(run)
             curves[key] = evaluate_run(run, args.data_root, seg, args, done)
         data_path.parent.mkdir(parents=True, exist_ok=True)
-        data_path.write_text(json.dumps({"data_root": str(args.data_root), "segmenter": seg, "runs": curves},
-                                        indent=1) + "\n")
+        record = {"data_root": str(args.data_root), "segmenter": seg, "run_dirs": paths, "runs": curves}
+        if args.bands:
+            record["groups"] = seed_bands(curves)
+        data_path.write_text(json.dumps(record, indent=1) + "\n")
     panels = [("miou_ratio", "mIoU generated / real"), ("spread_ratio", "diversity / real diversity"),
               ("fsd", "FSD (lower is better)"), ("periodicity", "grid patterns over real, dB")]
     targets = {"miou_ratio": args.target_miou_ratio, "spread_ratio": 0.5}
+    if args.bands:
+        curves = seed_bands(curves)
     plot(curves, args.out, panels, targets)
     written = [args.out, data_path]
     if args.hours:

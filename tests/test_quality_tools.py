@@ -102,3 +102,34 @@ def test_sn_init_gain_only_scales_the_spectral_normed_weights():
     assert preset("ade20k").sn_init_gain is None
     with pytest.raises(ConfigError, match="sn_init_gain"):
         cfg.replace(sn_init_gain=0.0)
+
+
+def test_quality_curve_seed_bands(tmp_path):
+    """scripts/quality_curve.py --bands: runs GROUP_s<seed> -> mean and min-max over the seeds, drawn
+    as a translucent band under the mean line."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "quality_curve.py"
+    spec = importlib.util.spec_from_file_location("quality_curve", path)
+    qc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(qc)
+    curves = {"fp32_s1": [{"iteration": 300, "miou_ratio": 0.2, "hours": 0.1},
+                          {"iteration": 600, "miou_ratio": 0.5, "hours": 0.2}],
+              "fp32_s2": [{"iteration": 300, "miou_ratio": 0.4, "hours": 0.3},
+                          {"iteration": 600, "miou_ratio": 0.7, "hours": 0.4}, {"iteration": 900, "miou_ratio": 0.9}],
+              "bf16-seed3": [{"iteration": 300, "miou_ratio": 0.3}], "other": []}
+    groups = qc.seed_bands(curves)
+    assert list(groups) == ["fp32", "bf16", "other"] and groups["other"] == []
+    first = groups["fp32"][0]
+    assert [r["iteration"] for r in groups["fp32"]] == [300, 600]  # 900: one seed only
+    assert first["seeds"] == 2 and first["miou_ratio"] == pytest.approx(0.3)
+    assert (first["miou_ratio_min"], first["miou_ratio_max"]) == (0.2, 0.4)
+    assert first["miou_ratio_std"] == pytest.approx(0.1414, abs=1e-4) and first["hours"] == pytest.approx(0.2)
+    assert groups["bf16"][0]["miou_ratio_std"] == 0.0
+    out = tmp_path / "curve.png"
+    qc.plot({"fp32": groups["fp32"]}, out, [("miou_ratio", "mIoU")], {}, along="iteration")
+    img = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    blue = np.array(qc.COLOURS[0])
+    tinted = (np.abs(img - (255 + (blue - 255) * 50 / 255)).max(-1) <= 2).sum()
+    assert tinted > 500  # the band's translucent blue, between the min and max curves

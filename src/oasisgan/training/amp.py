@@ -7,7 +7,8 @@ float32 training.
   so no loss scaling is needed.
 - ``amp: fp16`` -- autocast to float16 with a ``GradScaler`` per optimiser (CUDA only), which
   multiplies the losses so small gradients do not underflow and skips steps whose gradients
-  overflow. The scalers' state is saved in checkpoints and restored by ``--resume``.
+  overflow (counted in ``skipped``, logged as ``amp/skipped_steps``). The scalers' state is saved
+  in checkpoints and restored by ``--resume``.
 - ``channels_last`` -- NHWC memory layout for the networks and their inputs: faster convolutions
   with tensor cores (GPU, especially with AMP); usually no gain on CPU.
 - ``compile`` -- ``torch.compile`` of the generator's and discriminator's forward passes: a
@@ -25,12 +26,17 @@ import torch.nn as nn
 from ..config import ConfigError
 
 
+# Devices where ``amp: fp16`` is accepted. Its loss scaling would also run on a CPU (the tests use
+# that to check the logic), but float16 arithmetic there is slow and bf16 has the range to spare.
+FP16_DEVICES = ("cuda",)
+
+
 class Precision:
     """Autocast context and gradient scaling for one training run."""
 
     def __init__(self, mode: str, device: torch.device):
         self.mode, self.device = mode, device
-        if mode == "fp16" and device.type != "cuda":
+        if mode == "fp16" and device.type not in FP16_DEVICES:
             raise ConfigError("config field 'amp' = 'fp16': float16 training needs a CUDA device "
                               "(use amp=bf16 on CPU)")
         if mode == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
@@ -39,8 +45,9 @@ class Precision:
         self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mode)
         enabled = mode == "fp16"
         self.updates = 0  # optimiser steps started: how the loop tells a clean failure from a half update
-        self.scalers = {"g": torch.amp.GradScaler("cuda", enabled=enabled),
-                        "d": torch.amp.GradScaler("cuda", enabled=enabled)}
+        self.skipped = {"g": 0, "d": 0}  # fp16: steps the scaler skipped for non-finite gradients
+        self.scalers = {"g": torch.amp.GradScaler(device.type, enabled=enabled),
+                        "d": torch.amp.GradScaler(device.type, enabled=enabled)}
 
     def autocast(self):
         if self.dtype is None:
@@ -54,21 +61,25 @@ class Precision:
         self.updates += 1  # counted before: a failure inside an update leaves the weights unknown
         scaler = self.scalers[which]
         if scaler.is_enabled():
+            scale = scaler.get_scale()
             scaler.step(optimizer)
             scaler.update()
+            # update() lowers the scale exactly when step() found inf/NaN gradients and skipped
+            self.skipped[which] += int(scaler.get_scale() < scale)
         else:
             optimizer.step()
 
     def state_dict(self) -> Optional[Dict[str, Any]]:
         if self.mode != "fp16":
             return None
-        return {k: s.state_dict() for k, s in self.scalers.items()}
+        return {**{k: s.state_dict() for k, s in self.scalers.items()}, "skipped": dict(self.skipped)}
 
     def load_state_dict(self, state: Optional[Dict[str, Any]]) -> None:
         if state and self.mode == "fp16":
             for k, s in self.scalers.items():
                 if k in state:
                     s.load_state_dict(state[k])
+            self.skipped.update(state.get("skipped", {}))
 
 
 def to_memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 - Progress bar (tqdm): iteration / total, it/s, ETA, the current G and D losses.
 - TensorBoard (``RUN/tb``): scalars ``loss/*`` (every term), ``lr/G``, ``lr/D``,
-  ``speed/it_per_s``, ``speed/img_per_s``, ``eval/*``; image grids ``samples``.
+  ``speed/it_per_s``, ``speed/img_per_s``, ``eval/*``, under ``amp: fp16`` ``amp/skipped_steps_{G,D}``
+  and ``amp/scale_{G,D}``; image grids ``samples``.
 - ``RUN/log.jsonl``: one JSON object per logging step with the same scalars, for scripts.
 - ``RUN/samples/iter_<N>.png``: rows of (label | real | G | EMA G) every ``freq_print`` iterations.
 """
@@ -83,14 +84,16 @@ class RunLogger:
                 self.bar.set_postfix({"G": f"{self.last.get('G', math.nan):.3f}",
                                       "D": f"{self.last.get('D', math.nan):.3f}"}, refresh=False)
 
-    def flush(self, step: int, epoch: int, lrs: Dict[str, float]) -> Dict[str, float]:
-        """Write the averaged scalars of the window ending at `step`."""
+    def flush(self, step: int, epoch: int, lrs: Dict[str, float],
+              extra: Optional[Dict[str, float]] = None) -> Dict[str, float]:
+        """Write the averaged scalars of the window ending at `step` (and `extra` as they are)."""
         now = time.perf_counter()
         its = (step - self.it_window) / max(now - self.t_window, 1e-9)
         self.t_window, self.it_window = now, step
         scalars = {f"loss/{k}": v / max(self.count, 1) for k, v in self.sums.items()}
         scalars.update({f"lr/{k}": v for k, v in lrs.items()})
         scalars.update({"speed/it_per_s": its, "speed/img_per_s": its * self.batch_size})
+        scalars.update(extra or {})
         self.sums, self.count = {}, 0
         self.scalars(step, scalars, epoch=epoch)
         return scalars

@@ -411,6 +411,14 @@ class Trainer:
             return True
         return False
 
+    def _amp_scalars(self) -> Optional[Dict[str, float]]:
+        """fp16: the steps the loss scalers skipped so far (non-finite gradients) and the scales."""
+        p = self.precision
+        if p.mode != "fp16":
+            return None
+        return {**{f"amp/skipped_steps_{k.upper()}": float(n) for k, n in p.skipped.items()},
+                **{f"amp/scale_{k.upper()}": s.get_scale() for k, s in p.scalers.items()}}
+
     def _finite_weights(self) -> bool:
         params = list(self.g.parameters()) + list(self.d.parameters())
         return bool(torch.stack([p.detach().isfinite().all() for p in params]).all())
@@ -607,7 +615,8 @@ class Trainer:
                         self.logger.tick(step)
                         if cfg.log_every and step % cfg.log_every == 0:
                             self.logger.flush(step, epoch, {"G": self.opt_g.param_groups[0]["lr"],
-                                                            "D": self.opt_d.param_groups[0]["lr"]})
+                                                            "D": self.opt_d.param_groups[0]["lr"]},
+                                              self._amp_scalars())
                         self._periodic(step)
                         if stop_now or step >= total:
                             stopping = stop_now
