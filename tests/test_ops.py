@@ -10,6 +10,8 @@ are float noise on both paths: they are compared in absolute terms against the l
 from __future__ import annotations
 
 import copy
+import platform
+import sys
 
 import pytest
 import torch
@@ -567,9 +569,7 @@ def test_autocast_bf16_close_to_fp32():
 
 
 def test_cpu_allocator_tuning_applies_once_on_glibc():
-    import platform
     import subprocess
-    import sys
 
     code = ("from oasisgan.allocator import tune_cpu_allocator as t; a = t('heap'); b = t(); "
             "print(a, b)")
@@ -585,3 +585,31 @@ def test_cpu_allocator_tuning_applies_once_on_glibc():
         tune_cpu_allocator("fast")
     with pytest.raises(ConfigError, match="tune_malloc"):
         preset("ade20k", tune_malloc="yes").validate()
+
+
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"),
+                    reason="glibc malloc tuning")
+def test_cpu_allocator_keeps_freed_blocks():
+    """Under "heap", a freed 64 MiB block is reused, not returned to the OS and faulted in again
+    (a trim threshold masked to 0 by ctypes did that on every free)."""
+    import subprocess
+
+    code = """if True:
+        import ctypes, resource
+        from oasisgan.allocator import tune_cpu_allocator
+        assert tune_cpu_allocator("heap")
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+        libc.free.argtypes = [ctypes.c_void_p]
+        def touch(n=64 << 20):
+            p = libc.malloc(n)
+            ctypes.memset(p, 1, n)
+            libc.free(p)
+        touch()
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(3):
+            touch()
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    """
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(out.stdout) < 2000  # 3 x 16384 pages when every free trims
