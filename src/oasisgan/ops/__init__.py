@@ -4,7 +4,8 @@
 per network (`nn/`); an op picks its implementation per call (`dispatch.choose`: tracing,
 export and compile, the device, `use(...)`), so an edit of `nn/` changes both paths at once.
 
-    conv.py           conv2d: layout, Winograd inference, nearest-2x upsampling folded into the kernel
+    conv.py           conv2d: layout, Winograd inference, nearest-2x upsampling folded into the kernel;
+                      layout: an activation in the convolutions' layout
     spectral_norm.py  sn_conv2d: torch's old-style spectral norm, scaled on the output when smaller
     labelmap.py       LabelMap (the generator's label + noise) and label_conv, a gather by label id
     modulation.py     modulate: SPADE's gamma/beta convs as one, the block's 1x1 shortcut folded in
@@ -18,7 +19,7 @@ tests/test_ops.py checks each op's fast implementation against its reference (fo
 backward) and whole networks and a training step with every op "fast" against every op "ref".
 """
 from .batched import calls
-from .conv import conv2d
+from .conv import conv2d, layout
 from .dispatch import choose, traced, use
 from .labelmap import LabelMap, label_conv
 from .losses import cross_entropy, labelmix_mse
@@ -26,4 +27,4 @@ from .modulation import modulate
 from .spectral_norm import sn_conv2d
 
 __all__ = ["calls", "conv2d", "choose", "traced", "use", "LabelMap", "label_conv", "cross_entropy",
-           "labelmix_mse", "modulate", "sn_conv2d"]
+           "labelmix_mse", "layout", "modulate", "sn_conv2d"]
