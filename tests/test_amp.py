@@ -110,7 +110,7 @@ def test_training_logs_and_saves_the_skipped_steps(fp16_on_cpu, tiny_root, tmp_p
     """The loop writes the scalers' counts to log.jsonl and the checkpoint, where --resume reads them."""
     import json
 
-    from oasisgan.checkpoint import read_checkpoint
+    from oasisgan.loading.checkpoint import read_checkpoint
     from oasisgan.training import train
 
 
