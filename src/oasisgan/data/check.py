@@ -253,6 +253,17 @@ def _map_bounded(pool: ThreadPoolExecutor, fn, items: Sequence, window: int):
         yield pending.popleft().result()
 
 
+def sampled_items(n: int, mode: str, auto_full: int, sample: int) -> Tuple[str, set]:
+    """The check's mode ("auto" resolved: full up to `auto_full` items, else headers) and the
+    indices of the items it reads whole: all in full mode, else `sample` spread evenly."""
+    if mode == "auto":
+        mode = "full" if n <= auto_full else "headers"
+    chosen = set(range(n))
+    if mode != "full" and n > sample:
+        chosen = set(np.unique(np.linspace(0, n - 1, sample).round().astype(int)).tolist())
+    return mode, chosen
+
+
 def _check_split(cfg, root: Path, split: str, mode: str, progress: bool, workers: int,
                  lookup: ColorLookup, report: CheckReport) -> SplitReport:
     from . import list_split
@@ -269,12 +280,8 @@ def _check_split(cfg, root: Path, split: str, mode: str, progress: bool, workers
     sr.unmatched_labels = [str(p) for p in listing.unmatched_labels]
     sr.jpeg_labels = [str(p.label) for p in listing.pairs if p.label.suffix.lower() in (".jpg", ".jpeg")]
     pairs = listing.pairs
-    if mode == "auto":
-        mode = "full" if len(pairs) <= AUTO_FULL_PAIRS else "headers"
-    sr.mode = mode
-    sample = set(range(len(pairs)))
-    if mode != "full" and len(pairs) > QUICK_SAMPLE:
-        sample = set(np.unique(np.linspace(0, len(pairs) - 1, QUICK_SAMPLE).round().astype(int)).tolist())
+    sr.mode, sample = sampled_items(len(pairs), mode, AUTO_FULL_PAIRS, QUICK_SAMPLE)
+    mode = sr.mode
     if mode == "sample":
         pairs = [pairs[i] for i in sorted(sample)]
         sample = set(range(len(pairs)))

@@ -299,12 +299,10 @@ def check_split(cfg, root: Path, split: str, mode: str, sample: int, auto_full: 
     missing = {i for i, _ in index.missing_files}
     records = [r for r in index.records if r.image_id not in missing]
     sr.pairs = len(records)
-    if mode == "auto":
-        mode = "full" if len(records) <= auto_full else "headers"
-    sr.mode = mode
-    chosen = set(range(len(records)))
-    if mode != "full" and len(records) > sample:
-        chosen = set(np.unique(np.linspace(0, len(records) - 1, sample).round().astype(int)).tolist())
+    from .check import sampled_items
+
+    sr.mode, chosen = sampled_items(len(records), mode, auto_full, sample)
+    mode = sr.mode
     n = cfg.semantic_nc
     sr.class_pixels = np.zeros(n, np.int64)
     sr.class_images = np.zeros(n, np.int64)
