@@ -38,9 +38,8 @@ def main() -> int:
             items = [ds[i] for i in range(min(args.maps, len(ds)))]
             label = torch.stack([it["label"] for it in items]).long()
             rows.append(torch.stack([it["image"] for it in items]))
-        gen = model.ema_generator if getattr(model, "ema_generator", None) is not None else model.generator
-        with torch.no_grad():
-            rows.append(gen.eval()(label, generator=torch.Generator().manual_seed(args.seed)))
+        with torch.no_grad():  # load() gives the EMA generator where the checkpoint has one
+            rows.append(model.generator.eval()(label, generator=torch.Generator().manual_seed(args.seed)))
     grid = torch.cat([torch.cat(list(r), dim=2) for r in rows], dim=1)
     pixels = ((grid.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
     image = Image.fromarray(pixels)
