@@ -120,6 +120,8 @@ def evaluate_run(run: Path, data_root: Path, segmenter, args, done: Dict[int, Di
         per_class = report.info.get("per_class_iou")
         if per_class:
             row["per_class_iou"] = per_class
+        if report.info.get("periodicity_by_class"):
+            row["periodicity_by_class"] = {c: v["excess_db"] for c, v in report.info["periodicity_by_class"].items()}
         rows.append(row)
         print(json.dumps({"run": str(run), **row}), flush=True)
     return rows
@@ -171,7 +173,7 @@ def plot(curves: Dict[str, List[Dict]], out: Path, panels, targets, along: str =
         x0, y0, x1, y1 = k * pw + margin, 30, (k + 1) * pw - 16, ph - 24
         vals = [r.get(f"{key}_max", r[key]) for rows in curves.values() for r in rows if key in r]
         ymax = max(vals + [targets.get(key, 0), 1e-6]) * 1.1
-        ymin = 0.0
+        ymin = min([0.0] + [r.get(f"{key}_min", r[key]) * 1.1 for rows in curves.values() for r in rows if key in r])
         draw.text((x0, 8), title, fill="black")
         draw.rectangle((x0, y0, x1, y1), outline="black")
         for t in range(5):  # y ticks
@@ -257,7 +259,8 @@ def main() -> int:
             record["groups"] = seed_bands(curves)
         data_path.write_text(json.dumps(record, indent=1) + "\n")
     panels = [("miou_ratio", "mIoU generated / real"), ("spread_ratio", "diversity / real diversity"),
-              ("fsd", "FSD (lower is better)"), ("periodicity", "grid patterns over real, dB")]
+              ("fsd", "FSD (lower is better)"), ("periodicity", "grid patterns over real, dB"),
+              ("periodicity_regions", "grid patterns on class tiles, dB")]
     targets = {"miou_ratio": args.target_miou_ratio, "spread_ratio": 0.5}
     if args.bands:
         curves = seed_bands(curves)

@@ -158,11 +158,15 @@ def test_check_metrics_and_default_reference_segmenter(toy, reference_segmenter,
     check_metrics(["miou", "fsd", "msssim"], cfg, root)  # found at <data_root>/reference_segmenter.pt
 
 
-def test_periodicity_metric_compares_fakes_with_the_real_images(toy, toy_root):
+def test_periodicity_metric_compares_fakes_with_the_real_images(toy, toy_root, monkeypatch):
     """The real images' scores are those of the evaluated photos themselves; a generator whose
-    images carry a grid-locked period-4 checker scores far above the same generator without it."""
+    images carry a grid-locked period-4 checker scores far above the same generator without it,
+    over the whole images and on the tiles of each class."""
     from oasisgan.data import build_dataset
+    from oasisgan.metrics import periodicity
     from oasisgan.metrics.periodicity import periodic_scores
+
+    monkeypatch.setattr(periodicity, "MIN_TILES", 2)  # 16 toy images hold few uniform 32x32 tiles
 
     class Checkered(torch.nn.Module):
         def __init__(self, g, amplitude):
@@ -175,14 +179,18 @@ def test_periodicity_metric_compares_fakes_with_the_real_images(toy, toy_root):
             return x + self.amplitude * ((((yy // 2) + (xx // 2)) % 2) * 2 - 1).to(x)
 
     cfg, g, _, _ = toy
-    scores = {}
+    scores, regions = {}, {}
     for amplitude in (0.0, 0.3):
-        r = evaluate_report(Checkered(g, amplitude), cfg, toy_root, ["periodicity"], max_images=8, batch_size=4,
+        r = evaluate_report(Checkered(g, amplitude), cfg, toy_root, ["periodicity"], max_images=16, batch_size=4,
                             progress=False)
         fake, real = r.info["periodicity_db"]["fake"], r.info["periodicity_db"]["real"]
         assert r.metrics["periodicity"] == max(fake[p] - real[p] for p in (2, 4, 8))
-        scores[amplitude] = fake
+        by_class = r.info["periodicity_by_class"]  # the tiles' figure: the worst class with MIN_TILES or more
+        assert by_class and set(by_class) <= set(cfg.class_names) and all(v["tiles"] >= 2 for v in by_class.values())
+        assert r.metrics["periodicity_regions"] == max(v["excess_db"] for v in by_class.values())
+        scores[amplitude], regions[amplitude] = fake, r.metrics["periodicity_regions"]
     ds = build_dataset(cfg, toy_root, "val")
-    assert real == pytest.approx(periodic_scores(torch.stack([ds[i]["image"] for i in range(8)])), abs=1e-6)
+    assert real == pytest.approx(periodic_scores(torch.stack([ds[i]["image"] for i in range(16)])), abs=1e-6)
     assert lower_is_better("periodicity")
     assert scores[0.3][4] > scores[0.0][4] + 10.0, scores
+    assert regions[0.3] > regions[0.0] + 5.0, regions

@@ -82,3 +82,39 @@ def test_axis_aligned_edges_are_not_periods():
     edges[..., 37:, :] -= 2.0   # a horizontal one
     clean, stepped = periodic_scores(base), periodic_scores(edges)
     assert all(stepped[p] < clean[p] + 3.0 for p in (2, 4, 8)), (clean, stepped)
+
+
+def test_region_spectra_find_a_checker_confined_to_one_class():
+    """A checker over a quarter of the picture barely moves the whole-image score; the tiles of its
+    class show it, those of the other class do not, and the tiles are the same for fake and real."""
+    from oasisgan.metrics.periodicity import PeriodicSpectrum, RegionSpectra, regional_excess
+
+    real = smooth_images(n=6, h=64, w=96, seed=1)
+    labels = torch.zeros(6, 64, 96, dtype=torch.long)
+    labels[:, 32:, 48:] = 1  # "road": the bottom right quarter
+    labels[:, :4, :4] = 7    # a speck of another class: no tile of its own
+    yy, xx = torch.meshgrid(torch.arange(64), torch.arange(96), indexing="ij")
+    checker4 = ((((yy // 2) + (xx // 2)) % 2) * 2 - 1).float()
+    fake = real + 0.2 * checker4 * (labels == 1)[:, None].float()
+    whole_f, whole_r = PeriodicSpectrum(RegionSpectra()), PeriodicSpectrum(RegionSpectra())
+    whole_f.update(fake[:3], labels[:3]).update(fake[3:], labels[3:])
+    whole_r.update(real, labels)
+    worst, detail = regional_excess(whole_f.regions, whole_r.regions, min_tiles=5, names=["sky", "road"])
+    assert set(detail) == {"sky", "road"}
+    assert detail["road"]["excess_db"] > 6.0 and abs(detail["sky"]["excess_db"]) < 0.5, detail
+    assert worst == detail["road"]["excess_db"]
+    assert detail["road"]["tiles"] == whole_r.regions.count[1] == 6 * 2  # two 32-tiles fit in 32x48 per image
+    whole_excess = max(a - b for a, b in zip(whole_f.scores().values(), whole_r.scores().values()))
+    assert whole_excess < detail["road"]["excess_db"] - 3.0
+
+
+def test_region_spectra_skip_dont_care_and_small_images():
+    from oasisgan.metrics.periodicity import RegionSpectra, regional_excess
+
+    images = smooth_images(n=2, h=32, w=32)
+    rs = RegionSpectra(ignore=11).update(images, torch.full((2, 32, 32), 11))
+    assert rs.count == {} and RegionSpectra().update(smooth_images(n=1, h=16, w=16), torch.zeros(1, 16, 16)).count == {}
+    worst, detail = regional_excess(rs, rs)
+    assert detail == {} and worst != worst  # NaN: no class has tiles
+    with pytest.raises(ValueError, match="do not match"):
+        RegionSpectra().update(images, torch.zeros(2, 16, 16))

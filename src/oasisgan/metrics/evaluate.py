@@ -45,6 +45,8 @@ METRIC_INFO: Dict[str, Tuple[str, bool]] = {
     "miou_frequent": ("mIoU over the frequent classes", False),
     "periodicity": ("grid-locked period-2/4/8 patterns (checkers, hatching): the largest excess of the "
                     "generated images' spectral peak over the real images', dB (~0: as clean as the photos)", True),
+    "periodicity_regions": ("the same excess on 32x32 tiles that one class fills, the worst class with 20 "
+                            "tiles or more (a checker confined to road or trees)", True),
 }
 
 
@@ -128,7 +130,8 @@ def evaluate(generator, cfg, data_root=None, metrics: Union[str, Sequence[str]] 
 
 # The order of `EvalReport.metrics`.
 REPORT_ORDER = ("fid", "fsd", "miou", "miou_ratio", "accuracy", "miou_rare", "miou_common", "miou_frequent",
-                "lpips", "msssim", "msssim_real", "spread", "spread_real", "spread_ratio", "periodicity")
+                "lpips", "msssim", "msssim_real", "spread", "spread_real", "spread_ratio", "periodicity",
+                "periodicity_regions")
 
 
 @torch.no_grad()
@@ -338,6 +341,7 @@ class _FakePass:
     score: Any  # SegmentationScore of the fakes (mIoU), or None
     nonfinite: int  # batches in which the generator produced inf/NaN
     spectra: Any = None  # (fake, real) PeriodicSpectrum, when periodicity is wanted
+    class_names: Optional[Sequence[str]] = None
 
 
 def _fake_pass(gen, cfg, loader, nets: _Networks, need_real: Dict[str, bool], seed, batch_size, gen_device, dev,
@@ -359,9 +363,10 @@ def _fake_pass(gen, cfg, loader, nets: _Networks, need_real: Dict[str, bool], se
     names = [m for m, net in (("fid", inc), ("fsd", fsd_seg), ("miou", seg)) if net is not None]
     spectra = None
     if periodicity:
-        from .periodicity import PeriodicSpectrum
+        from .periodicity import PeriodicSpectrum, RegionSpectra
 
-        spectra, names = (PeriodicSpectrum(), PeriodicSpectrum()), names + ["periodicity"]
+        spectra = tuple(PeriodicSpectrum(RegionSpectra(ignore=cfg.dontcare_label)) for _ in range(2))
+        names = names + ["periodicity"]
     for batch in _progress(loader, f"evaluate {'+'.join(names)}", progress):
         label = batch["label"].to(gen_device)
         z = torch.randn(label.shape[0], gen.z_dim, generator=rng).to(gen_device)
@@ -382,9 +387,9 @@ def _fake_pass(gen, cfg, loader, nets: _Networks, need_real: Dict[str, bool], se
             pred = seg.predict(fake)
             score.update(pred.cpu(), seg.map_labels(batch["label"]).cpu())
         if spectra is not None:
-            spectra[0].update(fake)
-            spectra[1].update(batch["image"])
-    return _FakePass(feats, score, nonfinite, spectra)
+            spectra[0].update(fake, batch["label"])
+            spectra[1].update(batch["image"], batch["label"])
+    return _FakePass(feats, score, nonfinite, spectra, cfg.class_names)
 
 
 def _reduce_fake_pass(fakes: _FakePass, nets: _Networks, real, split, report) -> None:
@@ -407,11 +412,15 @@ def _reduce_fake_pass(fakes: _FakePass, nets: _Networks, real, split, report) ->
         path, stats = real["fsd"]
         report.metrics["fsd"] = _frechet("fsd", stats, fakes.features, path, split, fakes.nonfinite)
     if fakes.spectra is not None:
-        from .periodicity import excess_db
+        from .periodicity import excess_db, regional_excess
 
         fake, real_scores = (s.scores() for s in fakes.spectra)
         report.metrics["periodicity"] = float("nan") if fakes.nonfinite else excess_db(fake, real_scores)
         report.info["periodicity_db"] = {"fake": fake, "real": real_scores}
+        worst, by_class = regional_excess(fakes.spectra[0].regions, fakes.spectra[1].regions,
+                                         names=fakes.class_names)
+        report.metrics["periodicity_regions"] = float("nan") if fakes.nonfinite else worst
+        report.info["periodicity_by_class"] = by_class
 
 
 def _longtail(cfg, data_root, score, mode: str, report) -> None:
