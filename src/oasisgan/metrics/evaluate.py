@@ -507,6 +507,22 @@ def check_metrics(metrics, cfg, data_root=None, **options) -> None:
                         what=f"LPIPS v{version} {net} linear weights", option="--lpips-weights")
 
 
+class TrainingEvaluator:
+    """The evaluation during training (`oasisgan.training.periodic.Evaluator`): the metrics of
+    ``cfg.eval_metrics`` on the validation split, seeded with ``cfg.seed``, quietly; the
+    preflight is `check_metrics`. `oasisgan.training.train` hands one to the `Trainer`."""
+
+    def check(self, metrics, cfg, data_root) -> None:
+        check_metrics(metrics, cfg, data_root)
+
+    def __call__(self, generator, metrics, cfg, data_root) -> Dict[str, float]:
+        return evaluate(generator, cfg, data_root, metrics=tuple(metrics), progress=False, seed=cfg.seed)
+
+    @staticmethod
+    def lower_is_better(metric: str) -> bool:
+        return lower_is_better(metric)
+
+
 def _progress(it, desc, enabled):
     if not enabled:
         return it

@@ -8,7 +8,11 @@ __all__ = ["train", "Trainer", "TrainResult", "TrainingDiverged", "update_ema", 
 
 
 def __getattr__(name):  # keep `import oasisgan.training.ema` light
-    if name in ("train", "Trainer", "TrainResult", "TrainingDiverged"):
+    if name == "train":
+        from .api import train
+
+        return train
+    if name in ("Trainer", "TrainResult", "TrainingDiverged"):
         from . import loop
 
         return getattr(loop, name)
