@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 
 from ..config import OASISConfig
-from ..errors import OASISError, first_line, worker_error_text
+from ..errors import DataError, OASISError, first_line, worker_error_text
 from ..loading.checkpoint import CheckpointWriteError, atomic_save, make_checkpoint
 from . import distributed as D
 from .build import Networks
@@ -23,8 +23,9 @@ class TrainingDiverged(OASISError):
     """A loss became NaN or inf; the run stopped without saving."""
 
 
-class DataFailure(Exception):
-    """A training batch could not be loaded; `latest.ckpt` was saved first (becomes a DataError)."""
+class DataFailure(DataError):
+    """A training batch could not be loaded; `latest.ckpt` was saved first. The loop re-raises it
+    as a plain DataError; its own class keeps it apart from the DataErrors of other stages."""
 
 
 class RunCheckpoints:
