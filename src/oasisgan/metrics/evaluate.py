@@ -22,8 +22,20 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 
+from ..data import build_dataset, eval_loader
+from ..data.photos import read_photo
+from ..data.toy import appearance_paths
+from ..data.transforms import BICUBIC, image_to_tensor
 from ..errors import OASISError
-from ..loading.weights import WeightsError
+from ..loading.weights import WeightsError, cache_dir as default_cache, resolve_weights
+from .diversity import BACKBONE_FILES, LPIPS_LINEAR_SHA256, LPIPS_LINEAR_URL, load_lpips, ms_ssim, pairwise_mean
+from .fid import (FID_WEIGHTS_FILENAME, FID_WEIGHTS_SHA256, FID_WEIGHTS_URL, FeatureStats, inception_features,
+                  load_inception, stats_cache_path)
+from .longtail import frequency_groups, iou_by_group
+from .miou import SegmentationScore
+from .periodicity import PeriodicSpectrum, excess_db
+from .segmenters import ReferenceSegmenter, default_segmenter_name, load_segmenter
+from .twins import find_twins, masked_spread
 
 METRICS = ("fid", "miou", "lpips", "msssim", "spread", "fsd", "periodicity")
 # What each reported key means, and whether lower is better.
@@ -97,21 +109,17 @@ class EvalReport:
 
 
 def _unwrap(generator):
-    """Accept an OASISModel, a (DDP/compiled) Generator, or any module with z_dim."""
-    from ..loading.model import OASISModel
-
+    """Accept an OASISModel (any object, not a module, that holds `.generator` and
+    `.discriminator`), a (DDP/compiled) Generator, or any module with z_dim."""
     disc = None
-    if isinstance(generator, OASISModel):
-        generator, disc = generator.generator, generator.discriminator
+    if not isinstance(generator, nn.Module) and hasattr(generator, "generator"):
+        generator, disc = generator.generator, getattr(generator, "discriminator", None)
     g = getattr(generator, "module", generator)  # DDP
     g = getattr(g, "_orig_mod", g)  # torch.compile
     return g, disc
 
 
 def _stats_path(kind, cfg, data_root, split, extractor_id, n, cache_dir):
-    from ..loading.weights import cache_dir as default_cache
-    from .fid import stats_cache_path
-
     return stats_cache_path(cache_dir or default_cache(), kind, f"{cfg.preset}-{cfg.dataset}", data_root, split,
                             (cfg.height, cfg.width), extractor_id, n)
 
@@ -315,8 +323,6 @@ class _Networks:
 
 
 def _load_inception(inception, weights, verify, dev, report) -> Tuple[nn.Module, str]:
-    from .fid import load_inception
-
     if inception is not None:
         inc, sha = inception.eval().to(dev), "user-supplied"
     else:
@@ -326,8 +332,6 @@ def _load_inception(inception, weights, verify, dev, report) -> Tuple[nn.Module,
 
 
 def _load_miou_segmenter(spec, cfg, dev, report, **options) -> nn.Module:
-    from .segmenters import load_segmenter
-
     seg = load_segmenter(spec, cfg, device=dev, **options)
     report.info["segmenter"] = {"name": seg.name, "classes": seg.num_classes, "sha256": seg.weights_sha256,
                                 "scales": seg.scales, "input_size": seg.input_size}
@@ -339,8 +343,6 @@ def _load_miou_segmenter(spec, cfg, dev, report, **options) -> nn.Module:
 def _load_fsd_segmenter(fsd_spec, miou_seg, seg_spec, cfg, dev, report) -> nn.Module:
     """The reference segmenter whose features FSD compares: `fsd_spec`, else the mIoU one when it
     is a reference segmenter."""
-    from .segmenters import ReferenceSegmenter, load_segmenter
-
     fsd_seg = None
     if fsd_spec is None:
         if isinstance(miou_seg, ReferenceSegmenter):
@@ -362,8 +364,6 @@ def _load_fsd_segmenter(fsd_spec, miou_seg, seg_spec, cfg, dev, report) -> nn.Mo
 
 
 def _load_lpips(model, net, version, backbone, weights, dev, report) -> nn.Module:
-    from .diversity import load_lpips
-
     lp = model.eval().to(dev) if model is not None else load_lpips(net, version, backbone, weights, dev)
     report.info["lpips"] = {"net": lp.net_name, "version": lp.version}
     return lp
@@ -371,8 +371,6 @@ def _load_lpips(model, net, version, backbone, weights, dev, report) -> nn.Modul
 
 def _eval_data(cfg, data_root, split, dataset, batch_size, max_images, num_workers):
     """The evaluated dataset (`dataset`, else the `split` of `data_root`) and its in-order batches."""
-    from ..data import build_dataset, eval_loader
-
     if dataset is None:
         if data_root is None:
             raise OASISError("evaluate needs data_root (or a dataset)")
@@ -384,8 +382,6 @@ def _eval_data(cfg, data_root, split, dataset, batch_size, max_images, num_worke
 
 def _cached_real_stats(kind, sha, cfg, data_root, split, n, cache_dir):
     """(the cache file of the real statistics, the statistics when it already holds them)."""
-    from .fid import FeatureStats
-
     path = _stats_path(kind, cfg, data_root, split, sha, n, cache_dir)
     return path, (FeatureStats.load(path) if path.is_file() else None)
 
@@ -405,9 +401,6 @@ def _fake_pass(gen, cfg, loader, nets: _Networks, need_real: Dict[str, bool], se
     """One fake per label map (z from a CPU generator seeded with `seed`, drawn batch by batch):
     Inception / reference-segmenter features of the fakes (and of the real images where
     `need_real[kind]`: their statistics are not cached), and the segmentation score of the fakes."""
-    from .fid import inception_features
-    from .miou import SegmentationScore
-
     inc, seg, fsd_seg = nets.inception, nets.segmenter, nets.fsd
     rng = torch.Generator().manual_seed(seed)
     feats: Dict[str, list] = {"fid_real": [], "fid_fake": [], "fsd_real": [], "fsd_fake": []}
@@ -419,8 +412,6 @@ def _fake_pass(gen, cfg, loader, nets: _Networks, need_real: Dict[str, bool], se
     names = [m for m, net in (("fid", inc), ("fsd", fsd_seg), ("miou", seg)) if net is not None]
     spectra = None
     if periodicity:
-        from .periodicity import PeriodicSpectrum
-
         spectra, names = (PeriodicSpectrum(), PeriodicSpectrum()), names + ["periodicity"]
     for batch in _progress(loader, f"evaluate {'+'.join(names)}", progress):
         label = batch["label"].to(gen_device)
@@ -467,8 +458,6 @@ def _reduce_fake_pass(fakes: _FakePass, nets: _Networks, real, split, report) ->
         path, stats = real["fsd"]
         report.metrics["fsd"] = _frechet("fsd", stats, fakes.features, path, split, fakes.nonfinite)
     if fakes.spectra is not None:
-        from .periodicity import excess_db
-
         fake, real_scores = (s.scores() for s in fakes.spectra)
         report.metrics["periodicity"] = float("nan") if fakes.nonfinite else excess_db(fake, real_scores)
         report.info["periodicity_db"] = {"fake": fake, "real": real_scores}
@@ -476,8 +465,6 @@ def _reduce_fake_pass(fakes: _FakePass, nets: _Networks, real, split, report) ->
 
 def _longtail(cfg, data_root, score, mode: str, report) -> None:
     """Per-class IoU by frequency group (`metrics.longtail`) into `report`."""
-    from .longtail import frequency_groups, iou_by_group
-
     groups, source = frequency_groups(cfg, data_root, mode)
     if groups is None:
         if source:
@@ -493,8 +480,6 @@ def _longtail(cfg, data_root, score, mode: str, report) -> None:
 
 def _frechet(kind: str, real, feats: Dict[str, list], path: Optional[Path], split: str, nonfinite: int) -> float:
     """FID and FSD alike: real statistics from the cache, else from this pass (then cached)."""
-    from .fid import FeatureStats
-
     if real is None:
         real = FeatureStats.from_features(torch.cat(feats[f"{kind}_real"]))
         if path is not None:
@@ -519,8 +504,6 @@ def default_reference_segmenter(data_root) -> Optional[Path]:
 def _default_reference(cfg, data_root, wanted, segmenter, fsd_segmenter):
     """Without an explicit choice, data without a paper segmenter uses the dataset's reference
     segmenter for mIoU, and FSD always does."""
-    from .segmenters import default_segmenter_name
-
     ref = default_reference_segmenter(data_root)
     if ref is None:
         return segmenter, fsd_segmenter
@@ -536,10 +519,6 @@ def check_metrics(metrics, cfg, data_root=None, *, segmentation: Optional[Segmen
     """Raise (a user-facing error) when a metric cannot run: unknown name, weights or segmenter
     missing. Cheap: resolves files (downloading when online) and loads segmenters only. The
     options are those of `evaluate_report`."""
-    from ..loading.weights import resolve_weights
-    from .diversity import BACKBONE_FILES, LPIPS_LINEAR_SHA256, LPIPS_LINEAR_URL
-    from .fid import FID_WEIGHTS_FILENAME, FID_WEIGHTS_SHA256, FID_WEIGHTS_URL
-
     seg, inc, lp = segmentation or Segmentation(), inception or InceptionOptions(), lpips or LPIPSOptions()
     wanted = parse_metrics(metrics)
     seg_spec, fsd_spec = _default_reference(cfg, data_root, wanted, seg.segmenter, seg.fsd_segmenter)
@@ -548,8 +527,6 @@ def check_metrics(metrics, cfg, data_root=None, *, segmentation: Optional[Segmen
                         sha256_prefix=FID_WEIGHTS_SHA256, what=f"FID Inception weights ({FID_WEIGHTS_FILENAME})",
                         option="--inception-weights")
     if "miou" in wanted:
-        from .segmenters import load_segmenter
-
         load_segmenter(seg_spec, cfg, weights=seg.weights, class_map=seg.class_map, input_range=seg.input_range,
                        discriminator=seg.discriminator)
     if "fsd" in wanted:
@@ -602,9 +579,6 @@ def pixel_spread(images: torch.Tensor) -> float:
 def _real_looks(item, looks, cfg) -> Optional[torch.Tensor]:
     """The real looks of a dataset item ((K, 3, H, W) in [-1, 1]): its image and the other renders
     of its label map (`oasis data toy --appearances K`); None when it has none."""
-    from ..data.photos import read_photo
-    from ..data.transforms import BICUBIC, image_to_tensor
-
     files = looks.get(Path(str(item.get("name", ""))).name)
     if not files:
         return None
@@ -622,10 +596,6 @@ def _diversity(gen, cfg, dataset, lp, want_ms, want_spread, samples, n_maps, bat
     """LPIPS / MS-SSIM / spread between `samples` images of each of `n_maps` label maps, and the
     real reference: the real looks of each map (toy), or else its layout twin (`metrics.twins`,
     where the spread ratio compares both on the pixels where the twin's classes agree)."""
-    from ..data.toy import appearance_paths
-    from .diversity import ms_ssim, pairwise_mean
-    from .twins import find_twins, masked_spread
-
     if samples < 2:
         raise OASISError("diversity needs --samples >= 2")
     n = len(dataset)
