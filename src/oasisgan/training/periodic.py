@@ -59,10 +59,10 @@ def evaluation_plan(cfg: OASISConfig, ctx: D.DistContext, data_root: Optional[Pa
     if not (cfg.freq_fid and metrics):
         return metrics, False
     why = None
-    if evaluator is None:
-        why = "no evaluator was handed in (Trainer(..., evaluator=...))"
-    elif data_root is None:
+    if data_root is None:
         why = "evaluation needs --data-root"
+    elif evaluator is None:
+        why = "no evaluator was handed in (Trainer(..., evaluator=...))"
     else:
         try:
             evaluator.check(metrics, cfg, data_root)
