@@ -56,7 +56,7 @@ from .signals import StopRequest
 from .state import seed_everything
 from .step import TrainStep
 
-__all__ = ["Trainer", "TrainResult", "TrainingDiverged", "make_adam", "write_config"]
+__all__ = ["Trainer", "TrainResult", "TrainingDiverged"]
 
 
 @dataclass
