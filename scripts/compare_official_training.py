@@ -10,7 +10,7 @@ images, e.g. an ADE20K-shaped setting: ``--preset ade20k --classes 151``. CPU, f
 How the runs are made identical (recorded on our side, fed to the official one):
 - weights: the official `OASIS_model` is built and initialised by its own code (torch seeded
   with --seed); our Trainer's G, D and EMA are loaded with its state dicts through the
-  checkpoint converter's mapping (`oasisgan.official.official_to_ours`).
+  checkpoint converter's mapping (`oasisgan.loading.official.official_to_ours`).
 - data: our Trainer loads the batches (its shuffle, crops and flips). Every batch it trains on,
   and every batch of each EMA BatchNorm re-collection, is recorded and given to the official
   step as is (the official dataloader does not run).
@@ -176,7 +176,7 @@ def run_ours(cfg, dataset, official_states, out_dir: Path):
     """Train with our Trainer from the official initial weights; return the recorded events
     (("step", batch), ("recollect", batches) and ("final", batches), in order), the draws, the
     losses and the end states."""
-    from oasisgan.official import official_to_ours
+    from oasisgan.loading.official import official_to_ours
     from oasisgan.training import loop, periodic
 
     trainer = loop.Trainer(cfg, None, out_dir, device="cpu", dataset=dataset, progress=False,
