@@ -240,7 +240,7 @@ class Workload:
             prepare_module(g, cl, comp)
             prepare_module(d, cl, comp)
             prepare_module(ema, cl, False)
-            from oasisgan.training.loop import make_adam
+            from oasisgan.training.build import make_adam
 
             opt_g, opt_d = make_adam(g.parameters(), cfg.lr_g, cfg), make_adam(d.parameters(), cfg.lr_d, cfg)
             self.stepper = TrainStep(cfg, g, d, ema, opt_g, opt_d, Precision(amp, dev))

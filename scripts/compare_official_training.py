@@ -10,7 +10,7 @@ images, e.g. an ADE20K-shaped setting: ``--preset ade20k --classes 151``. CPU, f
 How the runs are made identical (recorded on our side, fed to the official one):
 - weights: the official `OASIS_model` is built and initialised by its own code (torch seeded
   with --seed); our Trainer's G, D and EMA are loaded with its state dicts through the
-  checkpoint converter's mapping (`oasisgan.official.official_to_ours`).
+  checkpoint converter's mapping (`oasisgan.loading.official.official_to_ours`).
 - data: our Trainer loads the batches (its shuffle, crops and flips). Every batch it trains on,
   and every batch of each EMA BatchNorm re-collection, is recorded and given to the official
   step as is (the official dataloader does not run).
@@ -176,8 +176,8 @@ def run_ours(cfg, dataset, official_states, out_dir: Path):
     """Train with our Trainer from the official initial weights; return the recorded events
     (("step", batch), ("recollect", batches) and ("final", batches), in order), the draws, the
     losses and the end states."""
-    from oasisgan.official import official_to_ours
-    from oasisgan.training import loop
+    from oasisgan.loading.official import official_to_ours
+    from oasisgan.training import loop, periodic
 
     trainer = loop.Trainer(cfg, None, out_dir, device="cpu", dataset=dataset, progress=False,
                            tensorboard=False, check_data=False)
@@ -185,10 +185,11 @@ def run_ours(cfg, dataset, official_states, out_dir: Path):
         net.load_state_dict(official_to_ours(official_states[part], net.state_dict()))
     events: List[tuple] = []
     losses: List[Dict[str, float]] = []
-    # "on": inside output_state (a re-collection on a copy: not training state); "final": in _finish
+    # "on": inside output_state (a re-collection on a copy: not training state); "final": in at_end
     side = {"on": False, "final": False}
-    step, output_state, recollect_fn = trainer.stepper.step, trainer.output_state, loop.recollect_bn_stats
-    finish = trainer._finish
+    work = trainer.periodic
+    step, output_state, recollect_fn = trainer.stepper.step, work.output_state, periodic.recollect_bn_stats
+    finish = work.at_end
 
     def recorded_step(batch, device):
         events.append(("step", {"image": batch["image"].clone(), "label": batch["label"].clone()}))
@@ -211,18 +212,18 @@ def run_ours(cfg, dataset, official_states, out_dir: Path):
             events.append(("final" if side["final"] else "recollect", batches))
         return recollect_fn(ema, batches, num_batches, forward)
 
-    def marked_finish(s, interrupted):
+    def marked_finish(s, interrupted, latest):
         side["final"] = True
-        return finish(s, interrupted)
+        return finish(s, interrupted, latest)
 
-    trainer.stepper.step, trainer.output_state, trainer._finish = recorded_step, marked_output_state, marked_finish
-    loop.recollect_bn_stats = recorded_recollect
+    trainer.stepper.step, work.output_state, work.at_end = recorded_step, marked_output_state, marked_finish
+    periodic.recollect_bn_stats = recorded_recollect
     draws = DrawLog()
     try:
         with draws.record(enabled=lambda: not side["on"]):
             result = trainer.run()
     finally:
-        loop.recollect_bn_stats = recollect_fn
+        periodic.recollect_bn_stats = recollect_fn
     if result.status != "finished":
         raise SystemExit(f"our training did not finish: {result.status}")
     states = {"G": trainer.g.state_dict(), "D": trainer.d.state_dict(), "EMA": trainer.ema.state_dict()}

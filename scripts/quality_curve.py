@@ -98,7 +98,7 @@ def untrained_model(run: Path, data_root: Path):
 
 def evaluate_run(run: Path, data_root: Path, segmenter, args, done: Dict[int, Dict] = None) -> List[Dict]:
     from oasisgan import load
-    from oasisgan.metrics import evaluate_report
+    from oasisgan.metrics import DataSelection, DiversitySampling, Segmentation, evaluate_report
 
     rows = []
     hours = training_hours(run)
@@ -110,9 +110,10 @@ def evaluate_run(run: Path, data_root: Path, segmenter, args, done: Dict[int, Di
         torch.manual_seed(0)
         model = untrained_model(run, data_root) if path is None else load(path)
         report = evaluate_report(model, model.config, data_root, ("miou", "fsd", "spread", "periodicity"),
-                                 segmenter=segmenter,
-                                 fsd_segmenter=segmenter, max_images=args.max_images, samples=args.samples,
-                                 diversity_maps=args.diversity_maps, progress=False, use_cache=False)
+                                 segmentation=Segmentation(segmenter, fsd_segmenter=segmenter),
+                                 data=DataSelection(max_images=args.max_images, use_cache=False),
+                                 diversity=DiversitySampling(samples=args.samples, label_maps=args.diversity_maps),
+                                 progress=False)
         row = {"iteration": it, **{k: float(v) for k, v in report.metrics.items()}}
         logged = [i for i in hours if i <= it]
         if logged and it - max(logged) <= 100:  # the last logged iteration at or before it

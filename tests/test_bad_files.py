@@ -212,7 +212,7 @@ def test_a_file_that_fails_mid_run_saves_then_stops_and_resume_is_exact(tiny_roo
 
 def test_an_error_in_the_loop_saves_first_unless_it_struck_mid_update(tiny_root, tmp_path, monkeypatch, capsys):
     from oasisgan.training import train
-    from oasisgan.training.loop import Trainer
+    from oasisgan.training.periodic import PeriodicWork
     from oasisgan.training.step import TrainStep
 
     from test_train_helpers import states_equal, tiny_cfg
@@ -221,7 +221,7 @@ def test_an_error_in_the_loop_saves_first_unless_it_struck_mid_update(tiny_root,
     def broken_grid(self, step):
         raise OSError(5, "Input/output error", "samples/iter_2.png")
 
-    monkeypatch.setattr(Trainer, "sample_grid", broken_grid)
+    monkeypatch.setattr(PeriodicWork, "sample_grid", broken_grid)
     out = tmp_path / "run"
     with pytest.raises(OSError, match="Input/output"):
         train(tiny_cfg(tiny_root, iters=6, freq_save_latest=100), tiny_root, out, progress=False)

@@ -213,7 +213,7 @@ def test_train_one_iteration_on_lvis(lvis_root, tmp_path):
 def test_evaluate_groups_by_lvis_frequency(lvis_root):
     import torch
 
-    from oasisgan.metrics import evaluate_report
+    from oasisgan.metrics import Segmentation, evaluate_report
     from oasisgan.nn import Discriminator, Generator
 
     root, _ = lvis_root
@@ -221,7 +221,8 @@ def test_evaluate_groups_by_lvis_frequency(lvis_root):
                           spade_hidden=8, channels_D=4)
     torch.manual_seed(0)
     g, d = Generator.from_config(cfg), Discriminator.from_config(cfg)
-    r = evaluate_report(g, cfg, root, ["miou"], segmenter="discriminator", discriminator=d, progress=False)
+    r = evaluate_report(g, cfg, root, ["miou"], segmentation=Segmentation("discriminator", discriminator=d),
+                        progress=False)
     info = r.info["iou_by_frequency"]
     assert info["source"].startswith("dataset")
     assert info["groups"]["rare"]["num_classes"] == 2 and info["groups"]["common"]["num_classes"] == 1

@@ -158,7 +158,7 @@ def test_evaluate_cli_on_maps_as_sparse_as_training(toy_root, tmp_path):
     real = metrics.evaluate_report
 
     def spy(*a, **k):
-        seen.append(k.get("dataset"))
+        seen.append(k["data"].dataset)
         return real(*a, **k)
 
     import pytest as _pytest

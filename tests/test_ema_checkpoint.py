@@ -53,7 +53,7 @@ def test_fused_ema_is_the_official_formula_reassociated():
 
 
 def test_fused_adam_matches_the_default_adam():
-    from oasisgan.training.loop import make_adam
+    from oasisgan.training.build import make_adam
 
     cfg = tiny_cfg()
     nets = [Generator.from_config(cfg) for _ in range(2)]

@@ -8,7 +8,8 @@ import torch
 
 from oasisgan.loading.checkpoint import save_checkpoint
 from oasisgan.cli import main
-from oasisgan.metrics import (REFERENCE_SEGMENTER_FILENAME, check_metrics, evaluate, evaluate_report,
+from oasisgan.metrics import (REFERENCE_SEGMENTER_FILENAME, DataSelection, DiversitySampling, InceptionOptions,
+                              Segmentation, check_metrics, evaluate, evaluate_report,
                               lower_is_better, parse_metrics)
 from oasisgan.nn import Discriminator, Generator
 
@@ -64,8 +65,8 @@ def test_segmenter_train_reports_real_miou(reference_segmenter, toy_root, capsys
 def test_evaluate_api_restores_mode_and_is_seeded(toy, toy_root, reference_segmenter, tmp_path):
     cfg, g, d, _ = toy
     g.train()
-    kw = dict(segmenter=str(reference_segmenter), samples=2, diversity_maps=2, max_images=8, batch_size=4,
-              progress=False, cache_dir=tmp_path)
+    kw = dict(segmentation=Segmentation(str(reference_segmenter)), diversity=DiversitySampling(2, 2),
+              data=DataSelection(max_images=8, batch_size=4, cache_dir=tmp_path), progress=False)
     a = evaluate(g, cfg, toy_root, ("fsd", "miou", "msssim"), **kw)
     assert g.training  # mode restored
     b = evaluate(g, cfg, toy_root, ("fsd", "miou", "msssim"), **kw)  # real FSD statistics now cached
@@ -80,8 +81,8 @@ def test_evaluate_api_restores_mode_and_is_seeded(toy, toy_root, reference_segme
 
 def test_discriminator_as_segmenter(toy, toy_root):
     cfg, g, d, _ = toy
-    r = evaluate_report(g, cfg, toy_root, ["miou"], segmenter="discriminator", discriminator=d, max_images=4,
-                        progress=False)
+    r = evaluate_report(g, cfg, toy_root, ["miou"], segmentation=Segmentation("discriminator", discriminator=d),
+                        data=DataSelection(max_images=4), progress=False)
     assert r.info["segmenter"]["name"] == "oasis-discriminator"
     assert 0 <= r.metrics["miou"] <= 1 and 0 <= r.metrics["accuracy"] <= 1
 
@@ -92,8 +93,8 @@ def test_evaluate_fid_with_random_inception(toy, toy_root, tmp_path):
 
     cfg, g, _, _ = toy
     inc = FIDInceptionV3().init_random(0)
-    r = evaluate_report(g, cfg, toy_root, ["fid"], inception=inc, max_images=2, batch_size=2, progress=False,
-                        cache_dir=tmp_path)
+    r = evaluate_report(g, cfg, toy_root, ["fid"], inception=InceptionOptions(model=inc), progress=False,
+                        data=DataSelection(max_images=2, batch_size=2, cache_dir=tmp_path))
     assert math.isfinite(r.metrics["fid"]) and r.metrics["fid"] > 0
 
 
@@ -181,8 +182,8 @@ def test_periodicity_metric_compares_fakes_with_the_real_images(toy, toy_root, m
     cfg, g, _, _ = toy
     scores, regions = {}, {}
     for amplitude in (0.0, 0.3):
-        r = evaluate_report(Checkered(g, amplitude), cfg, toy_root, ["periodicity"], max_images=16, batch_size=4,
-                            progress=False)
+        r = evaluate_report(Checkered(g, amplitude), cfg, toy_root, ["periodicity"],
+                            data=DataSelection(max_images=16, batch_size=4), progress=False)
         fake, real = r.info["periodicity_db"]["fake"], r.info["periodicity_db"]["real"]
         assert r.metrics["periodicity"] == max(fake[p] - real[p] for p in (2, 4, 8))
         by_class = r.info["periodicity_by_class"]  # the tiles' figure: the worst class with MIN_TILES or more

@@ -47,19 +47,19 @@ def test_frequency_groups_from_training_pixels_and_classes_file(toy_root, tmp_pa
 
 def test_evaluate_reports_iou_by_frequency(toy_root):
     from oasisgan.data import config_for_root
-    from oasisgan.metrics import evaluate_report
+    from oasisgan.metrics import DataSelection, Segmentation, evaluate_report
     from oasisgan.nn import Discriminator, Generator
 
     cfg = config_for_root("toy", toy_root, channels_G=4, spade_hidden=8, channels_D=4)
     torch.manual_seed(0)
     g, d = Generator.from_config(cfg), Discriminator.from_config(cfg)
-    r = evaluate_report(g, cfg, toy_root, ["miou"], segmenter="discriminator", discriminator=d, max_images=4,
-                        progress=False)
+    r = evaluate_report(g, cfg, toy_root, ["miou"], segmentation=Segmentation("discriminator", discriminator=d),
+                        data=DataSelection(max_images=4), progress=False)
     info = r.info["iou_by_frequency"]
     assert set(info["groups"]) == {"rare", "common", "frequent"}
     for grp, v in info["groups"].items():
         if v["scored"]:
             assert r.metrics[f"miou_{grp}"] == pytest.approx(np.mean(list(v["scored"].values())))
-    r2 = evaluate_report(g, cfg, toy_root, ["miou"], segmenter="discriminator", discriminator=d, max_images=4,
-                         progress=False, frequency_groups="none")
+    r2 = evaluate_report(g, cfg, toy_root, ["miou"], data=DataSelection(max_images=4), progress=False,
+                         segmentation=Segmentation("discriminator", discriminator=d, frequency_groups="none"))
     assert "iou_by_frequency" not in r2.info and not any(k.startswith("miou_r") for k in r2.metrics)

@@ -14,7 +14,7 @@ from oasisgan.cli import main
 from oasisgan.config import ConfigError, preset
 from oasisgan.data import config_for_root
 from oasisgan.data.toy import APPEARANCES_DIR, appearance_paths, generate_toy, toy_sample
-from oasisgan.metrics import evaluate_report
+from oasisgan.metrics import DiversitySampling, evaluate_report
 from oasisgan.metrics.evaluate import pixel_spread
 from oasisgan.nn import Discriminator, Generator
 
@@ -60,14 +60,14 @@ def test_evaluate_spread_against_real_looks(tmp_path):
     cfg = config_for_root("toy", root, crop_size=32, load_size=32, channels_G=4, spade_hidden=8, channels_D=4)
     torch.manual_seed(0)
     g = Generator.from_config(cfg)
-    rep = evaluate_report(g, cfg, root, "spread,msssim", samples=3, diversity_maps=4, progress=False)
+    rep = evaluate_report(g, cfg, root, "spread,msssim", diversity=DiversitySampling(3, 4), progress=False)
     m = rep.metrics
     assert m["spread"] > 0 and m["spread_real"] > 5
     assert m["spread_ratio"] == pytest.approx(m["spread"] / m["spread_real"])
     assert 0 <= m["msssim_real"] <= 1 and rep.info["real_looks"] == {"label_maps": 4, "looks_per_map": 4}
     # without looks on disk: the generated figure only
     plain = generate_toy(tmp_path / "p", size=32, n_train=8, n_val=4, workers=1)
-    m2 = evaluate_report(g, cfg, plain, "spread", samples=3, diversity_maps=4, progress=False).metrics
+    m2 = evaluate_report(g, cfg, plain, "spread", diversity=DiversitySampling(3, 4), progress=False).metrics
     assert set(m2) == {"spread"}
     # the CLI's default metrics on toy data include it
     ckpt = tmp_path / "g.ckpt"

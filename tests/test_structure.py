@@ -1,4 +1,5 @@
-"""The package's shape: no import cycles among modules, every project error an OASISError."""
+"""The package's shape: no import cycles among modules (function-local imports included), in-package
+imports at module level outside the command line, every project error an OASISError."""
 from __future__ import annotations
 
 import ast
@@ -18,20 +19,36 @@ def _modules():
             for p in ROOT.rglob("*.py")}
 
 
-def _module_level_imports(name: str, path: Path, known) -> set:
-    """In-package modules `name` imports when it is imported (not inside functions; not under
-    TYPE_CHECKING). Importing a.b.c imports the package a.b too."""
-    is_pkg = path.name == "__init__.py"
-    out = set()
+# The only modules whose in-package imports may sit inside functions: the command line's, which
+# import the library when a command runs, so that `oasis --help` stays free of torch
+# (tests/test_cli_help.py).
+LAZY_IMPORTS_ALLOWED = ("oasisgan.cli", "oasisgan.commands")
 
-    def visit(node):
+
+def _lazy_allowed(module: str) -> bool:
+    return any(module == m or module.startswith(m + ".") for m in LAZY_IMPORTS_ALLOWED)
+
+
+def _imports(name: str, path: Path, known) -> dict:
+    """In-package modules `name` imports -> whether only inside functions. Imports under
+    TYPE_CHECKING are not counted. Importing a.b.c imports the packages a and a.b too; a module's
+    own packages are already being imported when it is, so they count only when named explicitly
+    (`from . import name` reads a name the package's __init__ must already have defined)."""
+    is_pkg = path.name == "__init__.py"
+    out = {}
+
+    def add(target, local):
+        out[target] = out.get(target, True) and local
+
+    def visit(node, local):
         for ch in ast.iter_child_nodes(node):
-            if isinstance(ch, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-                continue
+            inner = local or isinstance(ch, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
             if isinstance(ch, ast.If) and "TYPE_CHECKING" in ast.unparse(ch.test):
                 continue
             if isinstance(ch, ast.Import):
-                out.update(a.name for a in ch.names if a.name in known)
+                for a in ch.names:
+                    if a.name in known:
+                        add(a.name, local)
             elif isinstance(ch, ast.ImportFrom):
                 if ch.level:
                     parts = name.split(".")[: len(name.split(".")) - (ch.level - 1) - (0 if is_pkg else 1)]
@@ -40,24 +57,32 @@ def _module_level_imports(name: str, path: Path, known) -> set:
                     base = ch.module or ""
                 for a in ch.names:
                     sub = f"{base}.{a.name}"
-                    out.add(sub if sub in known else base)
+                    add(sub if sub in known else base, local)
             else:
-                visit(ch)
+                visit(ch, inner)
 
-    visit(ast.parse(path.read_text()))
-    with_parents = set()
-    for t in out:
+    visit(ast.parse(path.read_text()), False)
+    edges = {}
+    for t, local in out.items():
         if t not in known:
             continue
         parts = t.split(".")
-        with_parents.update(".".join(parts[:i]) for i in range(2, len(parts) + 1))
-    # a module's own packages are already being imported when it is: not an edge
-    return {t for t in with_parents if t in known and not (name + ".").startswith(t + ".") and t != name}
+        for i in range(2, len(parts) + 1):
+            q = ".".join(parts[:i])
+            implicit_own_package = q != t and (name + ".").startswith(q + ".")
+            if q in known and q != name and not implicit_own_package:
+                edges[q] = edges.get(q, True) and local
+    return edges
 
 
-def test_no_import_cycles_at_module_level():
+def _graph():
     mods = _modules()
-    graph = {m: _module_level_imports(m, p, mods) for m, p in mods.items()}
+    return {m: _imports(m, p, mods) for m, p in mods.items()}
+
+
+def test_no_import_cycles():
+    """Function-local imports count: a cycle closed only by importing inside a function is a cycle."""
+    graph = _graph()
     state, stack, cycles = {}, [], []
 
     def walk(m):
@@ -75,6 +100,14 @@ def test_no_import_cycles_at_module_level():
         if m not in state:
             walk(m)
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_in_package_imports_are_at_module_level():
+    """Outside the command line (LAZY_IMPORTS_ALLOWED), the package's own modules are imported at the
+    top of a module, where a reader sees them (optional third-party packages may stay local)."""
+    lazy = sorted(f"{m} -> {t}" for m, edges in _graph().items() for t, local in edges.items()
+                  if local and not _lazy_allowed(m))
+    assert not lazy, "in-package imports inside functions: " + "; ".join(lazy)
 
 
 def test_every_module_imports_and_every_error_is_an_oasis_error():

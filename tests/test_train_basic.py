@@ -164,12 +164,13 @@ def test_in_place_recollection_follows_the_official_update_ema_schedule(tiny_roo
     the training EMA; the outputs due at multiples of freq re-collect on a copy."""
     import contextlib
 
-    from oasisgan.training import loop
+    from oasisgan.training import loop, periodic
 
     trainer = loop.Trainer(tiny_cfg(tiny_root, iters=6, freq_print=0, freq_save_latest=2, freq_save_ckpt=0,
                                     bn_recollect_in_place=True), tiny_root, tmp_path / "run", progress=False)
     events, on_copy = [], []
-    recollect, output_state, update_ema = trainer.recollect, trainer.output_state, loop.update_ema
+    work = trainer.periodic
+    recollect, output_state, update_ema = work.recollect, work.output_state, periodic.update_ema
 
     @contextlib.contextmanager
     def marked_output_state(step):
@@ -180,10 +181,10 @@ def test_in_place_recollection_follows_the_official_update_ema_schedule(tiny_roo
         finally:
             on_copy.pop()
 
-    monkeypatch.setattr(trainer, "recollect", lambda step: (events.append(("copy" if on_copy else "in place", step)),
+    monkeypatch.setattr(work, "recollect", lambda step: (events.append(("copy" if on_copy else "in place", step)),
                                                             recollect(step)))
-    monkeypatch.setattr(trainer, "output_state", marked_output_state)
-    monkeypatch.setattr(loop, "update_ema", lambda *a: (events.append(("extra EMA step", trainer.step)), update_ema(*a)))
+    monkeypatch.setattr(work, "output_state", marked_output_state)
+    monkeypatch.setattr(periodic, "update_ema", lambda *a: (events.append(("extra EMA step", trainer.step)), update_ema(*a)))
     trainer.run()
     assert events == [("in place", 1), ("copy", 2), ("in place", 3), ("copy", 4), ("in place", 5), ("copy", 6),
                       ("extra EMA step", 6), ("in place", 6)]

@@ -19,12 +19,12 @@ def test_eval_every_keeps_best_checkpoint_by_fid(tiny_root, tmp_path, monkeypatc
     scores = iter([30.0, 10.0, 20.0])
     seen = []
 
-    def fake_evaluate(generator, cfg, data_root, metrics=("fid",), **options):
+    def fake_evaluate(self, generator, metrics, cfg, data_root):
         seen.append((generator.training, tuple(metrics), str(data_root)))
         return {"fid": next(scores)}
 
-    monkeypatch.setattr(metrics, "check_metrics", lambda *a, **k: None)
-    monkeypatch.setattr(metrics, "evaluate", fake_evaluate)
+    monkeypatch.setattr(metrics.TrainingEvaluator, "check", lambda *a: None)
+    monkeypatch.setattr(metrics.TrainingEvaluator, "__call__", fake_evaluate)
     out = tmp_path / "run"
     res = train(tiny_cfg(tiny_root, iters=6, eval_metrics="fid"), tiny_root, out, eval_every=2, progress=False)
     assert [s[0] for s in seen] == [False] * 3 and seen[0][1] == ("fid",)
@@ -39,8 +39,8 @@ def test_eval_every_keeps_best_checkpoint_by_fid(tiny_root, tmp_path, monkeypatc
 
 def test_higher_is_better_for_miou(tiny_root, tmp_path, monkeypatch):
     scores = iter([0.2, 0.5, 0.4])
-    monkeypatch.setattr(metrics, "check_metrics", lambda *a, **k: None)
-    monkeypatch.setattr(metrics, "evaluate", lambda *a, **k: {"miou": next(scores), "accuracy": 0.9})
+    monkeypatch.setattr(metrics.TrainingEvaluator, "check", lambda *a: None)
+    monkeypatch.setattr(metrics.TrainingEvaluator, "__call__", lambda *a: {"miou": next(scores), "accuracy": 0.9})
     res = train(tiny_cfg(tiny_root, iters=6, eval_metrics="miou"), tiny_root, tmp_path / "r", eval_every=2,
                 progress=False)
     assert res.best == {"metric": "miou", "value": 0.5, "iteration": 4}
@@ -50,7 +50,7 @@ def test_missing_metric_weights(tiny_root, tmp_path, monkeypatch, capsys):
     def missing(*a, **k):
         raise WeightsError("FID Inception weights (pt_inception-2015-12-05-6726825d.pth) not found")
 
-    monkeypatch.setattr(metrics, "check_metrics", missing)
+    monkeypatch.setattr(metrics.TrainingEvaluator, "check", missing)
     # asked for explicitly: refused at start-up, before any training
     with pytest.raises(ConfigError, match="--eval-every 2: cannot evaluate fid: FID Inception weights"):
         train(tiny_cfg(tiny_root, iters=2), tiny_root, tmp_path / "a", eval_every=2, progress=False)

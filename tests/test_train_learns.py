@@ -10,7 +10,7 @@ import torch
 
 import oasisgan
 from oasisgan.data import config_for_root
-from oasisgan.metrics import evaluate_report
+from oasisgan.metrics import DataSelection, DiversitySampling, Segmentation, evaluate_report
 from oasisgan.metrics.segmenters.train import train_reference_segmenter
 from oasisgan.nn import Generator
 from oasisgan.training import train
@@ -29,8 +29,9 @@ def segmenter(toy_root, tmp_path_factory):
 
 
 def _quality(gen, cfg, toy_root, segmenter):
-    m = evaluate_report(gen, cfg, toy_root, ("miou", "spread"), segmenter=str(segmenter), samples=4,
-                        diversity_maps=16, progress=False, use_cache=False).metrics
+    m = evaluate_report(gen, cfg, toy_root, ("miou", "spread"), segmentation=Segmentation(str(segmenter)),
+                        diversity=DiversitySampling(samples=4, label_maps=16), data=DataSelection(use_cache=False),
+                        progress=False).metrics
     return m["miou"], m["spread"]
 
 

@@ -44,11 +44,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .data.photos import read_photo
+from .data.transforms import BICUBIC
 from .errors import DataError, OASISError
 from .loading.checkpoint import atomic_save
+from .loading.weights import WeightsError, cache_dir
+from .metrics.diversity import BACKBONE_FILES, load_lpips
 from .synthesis import (_as_noise, _generator, _ids, generator_input, noise_map, parse_classes, read_label,
                         resize_label, sample_noise, synthesize)
-from .loading.weights import WeightsError, cache_dir
 
 __all__ = ["EditingError", "Inversion", "Edit", "InversionOptions", "read_image", "read_pair", "invert", "edit_noise", "edit",
            "move_region", "transfer", "feather_mask", "psnr", "random_psnr", "find_lpips", "EditingMixin"]
@@ -66,8 +69,6 @@ class EditingError(OASISError, ValueError):
 def read_image(path: Union[str, Path], size: Optional[Tuple[int, int]] = None) -> torch.Tensor:
     """A photo file -> float32 (3, H, W) in [-1, 1] (the generator's range); `size` (H, W):
     bicubic resize, as the datasets resize their images. EditingError naming the file otherwise."""
-    from .data.photos import read_photo
-    from .data.transforms import BICUBIC
     try:
         rgb = read_photo(path)  # every mode, 16-bit and float scaled (not clipped to white)
     except DataError as e:
@@ -139,7 +140,6 @@ def find_lpips(lpips="auto", backbone=None, weights=None, device="cpu"):
         return None, "LPIPS off"
     if isinstance(lpips, torch.nn.Module):
         return lpips.eval().to(device), ""
-    from .metrics.diversity import BACKBONE_FILES, load_lpips
     fname = BACKBONE_FILES["alex"][0]
     backbone = backbone or (cache_dir() / fname)
     weights = weights or (cache_dir() / "lpips" / "v0.1" / "alex.pth")

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .loading.weights import load_state_dict_file
 from .ops.losses import cross_entropy, labelmix_mse
 
 
@@ -104,8 +105,6 @@ class VGG19Features(nn.Module):
                 cin = v
         self.features = nn.Sequential(*layers)
         if weights is not None:
-            from .loading.weights import load_state_dict_file
-
             state = load_state_dict_file(weights, what="VGG19 weights")
             state = {k: v for k, v in state.items() if k.startswith("features.")}
             missing = self.load_state_dict(state, strict=False).missing_keys

@@ -31,6 +31,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from .data import read_label_file
 from .errors import LabelError, OASISError
 from .labels import one_hot, to_uint8_image
 
@@ -184,8 +185,6 @@ def read_label(path: Union[str, Path], config, size: Optional[Size] = None) -> n
     module's reader) and checks the ids against the model's classes. `size` (H, W): nearest resize.
     Raises LabelError naming the file.
     """
-    from .data import read_label_file
-
     path = Path(path)
     if not path.is_file():
         raise LabelError(f"{path}: label file not found")

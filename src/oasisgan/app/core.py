@@ -19,8 +19,6 @@ seed=seed)`.
 from __future__ import annotations
 
 import base64
-import binascii
-import contextlib
 import io
 import math
 import re
@@ -31,89 +29,26 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..errors import LabelError, OASISError
+from ..data.labelmaps import label_array_to_ids
+from ..data.street import street_classes, street_label
+from ..errors import LabelError
 from ..labels import palette_array, to_uint8_image
-from ..limits import DECODE_BUDGET_PIXELS, DECODE_WAIT_S, MAX_DECODE_PIXELS
 from ..synthesis import sample_noise, synthesize
+from .photos import Photos
+from .protocol import MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, PixelBudget, RequestError, b64decode, png_bytes, require
 
 MAX_SEED = 2**31 - 1
 MAX_SEEDS = 1024  # distinct seeds in one seed map
-MAX_UPLOAD_BYTES = 16 * 2**20  # an uploaded label file
-MAX_UPLOAD_PIXELS = MAX_DECODE_PIXELS  # decompression-bomb guard, per image
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-class RequestError(OASISError, ValueError):
-    """Bad input from the page; `status` is the HTTP status, the message is shown to the user."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
 
 
 # ------------------------------------------------------------------------------------------------
 # small validators
 
-def _require(obj: Any, key: str, kind, what: Optional[str] = None):
-    if not isinstance(obj, dict):
-        raise RequestError("the request body must be a JSON object")
-    if key not in obj:
-        raise RequestError(f"missing field '{key}'")
-    value = obj[key]
-    if kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise RequestError(f"field '{key}' must be an integer{what or ''}")
-    elif not isinstance(value, kind):
-        name = getattr(kind, "__name__", str(kind))
-        raise RequestError(f"field '{key}' must be {what or 'a ' + name}")
-    return value
-
-
 def parse_seed(value: Any, field: str = "seed") -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
         raise RequestError(f"'{field}' must be an integer in 0..{MAX_SEED}, got {str(value)[:40]!r}")
     return value
-
-
-def _b64decode(data: Any, field: str) -> bytes:
-    if not isinstance(data, str):
-        raise RequestError(f"'{field}' must be a base64 string")
-    if data.startswith("data:"):
-        data = data.split(",", 1)[-1]
-    try:
-        return base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        raise RequestError(f"'{field}' is not valid base64") from None
-
-
-def _png_bytes(img) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
-
-
-class PixelBudget:
-    """Pixels decoded at once over all requests (each costs about 10 bytes while decoded): a
-    large upload waits until the others are done, and gets 503 after `wait_s`. Without it, 8
-    uploads of an 8000x8000 PNG at once took the server from 0.5 to 5.6 GB."""
-
-    def __init__(self, pixels: int = DECODE_BUDGET_PIXELS, wait_s: float = DECODE_WAIT_S):
-        self.pixels, self.wait_s, self.used = pixels, wait_s, 0
-        self._cond = threading.Condition()
-
-    @contextlib.contextmanager
-    def take(self, n: int):
-        n = min(int(n), self.pixels)  # one image never exceeds the budget (MAX_UPLOAD_PIXELS caps it)
-        with self._cond:
-            if not self._cond.wait_for(lambda: self.used + n <= self.pixels, timeout=self.wait_s):
-                raise RequestError("the server is busy decoding other images: try again in a moment", 503)
-            self.used += n
-        try:
-            yield
-        finally:
-            with self._cond:
-                self.used -= n
-                self._cond.notify_all()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -139,9 +74,7 @@ class Painter:
         self._noise_cache: Dict[int, torch.Tensor] = {}
         self.decoding = PixelBudget()  # uploads decoded at once, label maps and photos together
         self.last_ms: Optional[float] = None
-        from .photos import Photos  # photo mode: inverted photos and their jobs (photos.py)
-
-        self.photos = Photos(self)
+        self.photos = Photos(self)  # photo mode: inverted photos and their jobs (photos.py)
 
     # --- the page's static description -----------------------------------------------------------
     def info(self) -> Dict[str, Any]:
@@ -179,7 +112,7 @@ class Painter:
         enc = obj.get("encoding")
         if enc not in ("u8", "u16"):
             raise RequestError(f"'{field}.encoding' must be 'u8' or 'u16'")
-        raw = _b64decode(obj.get("data"), f"{field}.data")
+        raw = b64decode(obj.get("data"), f"{field}.data")
         itemsize = 1 if enc == "u8" else 2
         n = self.height * self.width
         if len(raw) != n * itemsize:
@@ -193,7 +126,7 @@ class Painter:
         return arr
 
     def parse_label(self, body: Any) -> np.ndarray:
-        return self.decode_map(_require(body, "label", dict, "an object {encoding, data}"),
+        return self.decode_map(require(body, "label", dict, "an object {encoding, data}"),
                                "label", self.num_classes)
 
     def parse_noise(self, body: Any) -> Tuple[List[int], Optional[np.ndarray]]:
@@ -266,7 +199,7 @@ class Painter:
         img, notes = self.synthesize_array(label, seeds, index, photo)
         from PIL import Image
 
-        png = _png_bytes(Image.fromarray(img, "RGB"))
+        png = png_bytes(Image.fromarray(img, "RGB"))
         return {"image": "data:image/png;base64," + base64.b64encode(png).decode(),
                 "seeds": list(seeds), **notes}
 
@@ -280,12 +213,12 @@ class Painter:
             pal = np.zeros((256, 3), np.uint8)
             pal[: self.num_classes] = self.palette
             img.putpalette(pal.reshape(-1).tolist())
-            return _png_bytes(img)
-        return _png_bytes(Image.fromarray(np.ascontiguousarray(label, dtype=np.uint16)))  # mode I;16
+            return png_bytes(img)
+        return png_bytes(Image.fromarray(np.ascontiguousarray(label, dtype=np.uint16)))  # mode I;16
 
     def decode_upload(self, body: Any) -> Dict[str, Any]:
         """An uploaded label map (index PNG or colour PNG) -> model ids at the model's size."""
-        data = _b64decode(_require(body, "file", str, "a base64 string"), "file")
+        data = b64decode(require(body, "file", str, "a base64 string"), "file")
         name = body.get("name") if isinstance(body.get("name"), str) else "upload"
         name = "".join(ch for ch in name[:80] if ch.isprintable()) or "upload"
         arr, notes, _ = self.upload_to_ids(data, name)
@@ -334,8 +267,6 @@ class Painter:
         (`oasisgan.data.labelmaps`): index PNGs in the dataset's own ids (COCO-Stuff: raw + 1,
         255 -> 0), colour PNGs through the palette.
         """
-        from ..data.labelmaps import label_array_to_ids
-
         try:
             img.load()
         except Exception as e:  # Pillow raises many types on broken files
@@ -415,8 +346,6 @@ def example_label(names: Sequence[str], height: int, width: int, dontcare: Optio
                   variant: int = 0) -> np.ndarray:
     """A street (`oasisgan.data.street`) for street-scene models (CamVid, Cityscapes classes); else a
     simple scene: sky, a far range, ground, a lake and a few blobs (variant moves things)."""
-    from ..data.street import street_classes, street_label
-
     if street_classes(names) is not None:
         return street_label(names, height, width, variant)
     n = len(names)

@@ -25,11 +25,13 @@ from typing import Any, Dict, Optional, Sequence
 import numpy as np
 import torch
 
+from ..data.photos import read_photo
+from ..data.transforms import BICUBIC
 from ..editing import Inversion, edit_noise, feather_mask, image_tensor, invert
-from ..limits import MAX_INVERSION_STEPS
-from .core import MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, RequestError, _b64decode, _png_bytes, _require
 from ..errors import DataError
 from ..labels import to_uint8_image
+from ..limits import MAX_INVERSION_STEPS
+from .protocol import MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, RequestError, b64decode, png_bytes, require
 
 MAX_PHOTOS = 16
 MAX_JOBS = 32
@@ -39,7 +41,7 @@ MAX_STEPS = MAX_INVERSION_STEPS
 def data_url(img: np.ndarray) -> str:
     from PIL import Image
 
-    return "data:image/png;base64," + base64.b64encode(_png_bytes(Image.fromarray(img, "RGB"))).decode()
+    return "data:image/png;base64," + base64.b64encode(png_bytes(Image.fromarray(img, "RGB"))).decode()
 
 
 class Photos:
@@ -55,8 +57,6 @@ class Photos:
     # --- a photo file -------------------------------------------------------------------------------
     def read_photo(self, data: bytes, name: str):
         """uint8 (H, W, 3) at the model's size and notes; the original (h, w)."""
-        from ..data.photos import read_photo
-        from ..data.transforms import BICUBIC
         p = self.painter
         try:  # the one photo reader; decoded within the server's budget of pixels at once
             rgb = read_photo(data, name, max_pixels=MAX_UPLOAD_PIXELS, hold=p.decoding.take)
@@ -79,11 +79,11 @@ class Photos:
         name = "".join(ch for ch in name[:80] if ch.isprintable()) or "photo"
         label_name = body.get("label_name") if isinstance(body.get("label_name"), str) else "label"
         label_name = "".join(ch for ch in label_name[:80] if ch.isprintable()) or "label"
-        photo_bytes = _b64decode(_require(body, "image", str, "a base64 image file"), "image")
+        photo_bytes = b64decode(require(body, "image", str, "a base64 image file"), "image")
         if len(photo_bytes) > MAX_UPLOAD_BYTES:
             raise RequestError(f"{name} is {len(photo_bytes) / 2**20:.1f} MiB; the limit is "
                                f"{MAX_UPLOAD_BYTES // 2**20} MiB", 413)
-        label_bytes = _b64decode(_require(body, "label", str, "a base64 PNG"), "label")
+        label_bytes = b64decode(require(body, "label", str, "a base64 PNG"), "label")
         steps = body.get("steps", self.steps)
         if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
             raise RequestError(f"'steps' must be an integer in 1..{MAX_STEPS}")

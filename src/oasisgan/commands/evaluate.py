@@ -121,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
     from ..loading.checkpoint import atomic_write
     from ..loading.pretrained import from_pretrained
     from ..config import DATA_DEFINED_PRESETS, ConfigError
-    from ..metrics import evaluate_report, parse_metrics
+    from ..metrics import (DataSelection, DiversitySampling, InceptionOptions, LPIPSOptions, Segmentation,
+                           evaluate_report, parse_metrics)
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = from_pretrained(args.checkpoint, device=device)
@@ -150,14 +151,16 @@ def run(args: argparse.Namespace) -> int:
         dataset = build_dataset(cfg, args.data_root, split=args.split)
         dataset.thin = True
     report = evaluate_report(
-        model, cfg, args.data_root, metrics, dataset=dataset, split=args.split, batch_size=args.batch_size, device=device,
-        max_images=args.max_images, seed=args.seed, num_workers=args.num_workers, progress=not args.no_progress, cache_dir=args.cache_dir,
-        use_cache=not args.no_cache, inception_weights=args.inception_weights, verify_weights=not args.no_verify,
-        segmenter=args.segmenter, segmenter_weights=args.segmenter_weights, class_map=args.class_map,
-        segmenter_input=args.segmenter_input, segmenter_size=size, segmenter_scales=scales, fsd_segmenter=args.fsd_segmenter,
-        lpips_net=args.lpips_net, lpips_backbone=args.lpips_backbone, lpips_weights=args.lpips_weights,
-        samples=args.samples, diversity_maps=args.diversity_maps, on_missing="raise" if explicit else "skip",
-        frequency_groups=args.frequency_groups)
+        model, cfg, args.data_root, metrics, device=device, seed=args.seed, progress=not args.no_progress,
+        on_missing="raise" if explicit else "skip",
+        data=DataSelection(split=args.split, dataset=dataset, max_images=args.max_images, batch_size=args.batch_size,
+                           num_workers=args.num_workers, cache_dir=args.cache_dir, use_cache=not args.no_cache),
+        segmentation=Segmentation(args.segmenter, weights=args.segmenter_weights, class_map=args.class_map,
+                                  input_range=args.segmenter_input, input_size=size, scales=scales,
+                                  fsd_segmenter=args.fsd_segmenter, frequency_groups=args.frequency_groups),
+        inception=InceptionOptions(weights=args.inception_weights, verify=not args.no_verify),
+        lpips=LPIPSOptions(net=args.lpips_net, backbone=args.lpips_backbone, weights=args.lpips_weights),
+        diversity=DiversitySampling(samples=args.samples, label_maps=args.diversity_maps))
     out = {"checkpoint": str(Path(args.checkpoint).resolve()), "data_root": str(Path(args.data_root).resolve()),
            "preset": cfg.preset, "annotation_density": args.annotation_density or 1.0, "oasisgan": __version__,
            **report.to_dict()}

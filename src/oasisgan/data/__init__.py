@@ -17,11 +17,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from ..config import DATA_DEFINED_PRESETS, PRESETS, ConfigError, preset
 from ..errors import DataError, LabelError
-from . import ade20k, camvid, cityscapes, coco_stuff, custom, lvis
-from .base import Listing, PairedDataset
+from ..labels import official_colormap
+from . import lvis
+from .base import PairedDataset
+from .check import check_dataset
 from .classes import BENCHMARK_CLASSES, BENCHMARK_PALETTES, ClassesSpec, read_classes_file, write_classes_file
 from .labelmaps import read_label_file
+from .layouts import LAYOUTS, list_split
 from .loader import batches_per_epoch, epoch_loader, eval_loader, fixed_batch
 from .toy import generate_toy
 
@@ -29,18 +33,12 @@ __all__ = ["config_for_root", "build_dataset", "read_label_file", "check_dataset
            "list_split", "epoch_loader", "batches_per_epoch", "eval_loader", "fixed_batch", "PairedDataset",
            "read_classes_file", "write_classes_file", "ClassesSpec", "DataError", "LabelError", "LAYOUTS"]
 
-LAYOUTS = {"ade20k": ade20k, "ade20k-outdoor": ade20k, "cityscapes": cityscapes, "coco-stuff": coco_stuff,
-           "camvid": camvid, "lvis": lvis, "custom": custom}
-
 
 def config_for_root(preset_name: str, root: Optional[Union[str, Path]] = None, **overrides: Any):
     """The preset's config; for data-defined presets (custom, toy) classes come from ``root``'s classes file.
 
     Benchmark presets get their class names and the official palette filled in.
     """
-    from ..config import DATA_DEFINED_PRESETS, PRESETS, ConfigError, preset
-    from ..labels import official_colormap
-
     if preset_name in DATA_DEFINED_PRESETS:
         values: dict = {}
         if root is not None:
@@ -61,15 +59,6 @@ def config_for_root(preset_name: str, root: Optional[Union[str, Path]] = None, *
         own = BENCHMARK_PALETTES.get(cfg.dataset)
         fill["palette"] = own if own is not None else official_colormap(cfg.semantic_nc).tolist()
     return cfg.replace(**fill) if fill else cfg
-
-
-def list_split(cfg, root: Union[str, Path], split: str = "train") -> Listing:
-    """The matched image/label files of a split (plus unmatched ones), for the config's layout."""
-    if cfg.dataset not in LAYOUTS:
-        raise DataError(f"unknown dataset layout {cfg.dataset!r}; one of {', '.join(LAYOUTS)}")
-    if cfg.dataset == "ade20k-outdoor":
-        return ade20k.list_outdoor_split(root, split)
-    return LAYOUTS[cfg.dataset].list_split(root, split)
 
 
 def _names(paths, limit: int = 5) -> str:
@@ -101,11 +90,3 @@ def build_dataset(cfg, root: Union[str, Path], split: str = "train", augment: Op
     if not listing.pairs:
         raise DataError(f"no image/label pairs for split {split!r} in {listing.image_dir} and {listing.label_dir}")
     return PairedDataset(cfg, listing, split, bool(augment), cfg.seed if seed is None else seed, root)
-
-
-def check_dataset(cfg, root: Union[str, Path], mode: str = "full", splits=None, progress: bool = False,
-                  workers: int = 8):
-    """Scan a dataset; see ``oasisgan.data.check``."""
-    from .check import check_dataset as _check
-
-    return _check(cfg, root, mode=mode, splits=splits, progress=progress, workers=workers)

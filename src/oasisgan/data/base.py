@@ -10,8 +10,10 @@ import torch
 from PIL import Image
 
 from ..errors import DataError
+from ..labels import palette_array
 from .labelmaps import ColorLookup, open_label, pil_label_to_ids
 from .photos import read_photo
+from .sparse import sparse_rng, thin_labels
 from .transforms import TransformSpec, apply_pair, image_to_tensor, item_rng, sample_params
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -105,8 +107,6 @@ class PairedDataset(torch.utils.data.Dataset):
 
     def _color_lookup(self) -> ColorLookup:
         if self._lookup is None:
-            from ..labels import palette_array
-
             self._lookup = ColorLookup(palette_array(self.cfg.palette, self.cfg.semantic_nc))
         return self._lookup
 
@@ -153,8 +153,6 @@ class PairedDataset(torch.utils.data.Dataset):
 
     def thinned_ids(self, index: int, label: Image.Image) -> np.ndarray:
         """The item's model ids at the file's resolution, thinned to ``annotation_density``."""
-        from .sparse import sparse_rng, thin_labels
-
         ids = self.label_ids(index, label)
         return thin_labels(ids, self.cfg.annotation_density, self.cfg.annotation_unit, self.cfg.dontcare_label,
                            sparse_rng(self.cfg.seed, self.pairs[index].name))

@@ -30,8 +30,13 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 from PIL import Image
 
+from ..config import DATA_DEFINED_PRESETS
 from ..errors import DataError
-from .labelmaps import ColorLookup, label_convention, open_label
+from ..labels import palette_array
+from . import lvis
+from .classes import find_classes_file, read_classes_file
+from .labelmaps import ColorLookup, _describe_colors, label_convention, open_label
+from .layouts import list_split
 
 QUICK_SAMPLE = 16
 MODES = ("auto", "full", "headers", "sample")
@@ -143,10 +148,8 @@ class CheckReport:
                 if frac is not None:
                     lines.append(f"  annotated pixels: {100 * frac:.1f}% (the rest is don't care)")
                 if self.groups is not None:
-                    from .lvis import group_summary
-
                     lines.append(f"  frequency groups, classes present: "
-                                 f"{group_summary(s.class_images, self.groups, self.class_names)}")
+                                 f"{lvis.group_summary(s.class_images, self.groups, self.class_names)}")
         if self.errors:
             lines.append(f"ERRORS ({len(self.errors)}):")
             lines += [f"  - {e}" for e in self.errors]
@@ -221,8 +224,6 @@ def _scan_pair(pair, cfg, lookup: ColorLookup, decode_image: bool, decode_label:
             if grey:
                 arr = arr[..., 0]
             else:
-                from .labelmaps import _describe_colors
-
                 out["unknown_colors"] = f"{int(unknown.sum())} px: {_describe_colors(arr, unknown)}"
                 ids = ids[~unknown]
         if arr.ndim == 3:
@@ -266,8 +267,6 @@ def sampled_items(n: int, mode: str, auto_full: int, sample: int) -> Tuple[str, 
 
 def _check_split(cfg, root: Path, split: str, mode: str, progress: bool, workers: int,
                  lookup: ColorLookup, report: CheckReport) -> SplitReport:
-    from . import list_split
-
     sr = SplitReport(split)
     try:
         listing = list_split(cfg, root, split)
@@ -338,12 +337,8 @@ def _shared_colours(palette, names) -> List[str]:
 def _frequency_groups(cfg, root: Path) -> Optional[List[Optional[str]]]:
     """The classes' frequency groups from the classes metadata (LVIS, or a classes file that
     gives them), else None."""
-    from .classes import find_classes_file, read_classes_file
-
     try:
         if cfg.dataset == "lvis":
-            from . import lvis
-
             return lvis.read_classes(root).groups
         found = find_classes_file(root)
         return read_classes_file(found).groups if found is not None else None
@@ -359,8 +354,6 @@ def check_dataset(cfg, root: Union[str, Path], mode: str = "full", splits: Optio
     and PIL decoding, which release the GIL."""
     if mode not in MODES:
         raise ValueError(f"check mode must be one of {', '.join(MODES)}, not {mode!r}")
-    from ..labels import palette_array
-
     root = Path(root)
     names = list(cfg.class_names) if cfg.class_names else [f"class_{i}" for i in range(cfg.semantic_nc)]
     rep = CheckReport(cfg.preset, cfg.dataset, str(root), cfg.semantic_nc, cfg.dontcare_label, names, mode)
@@ -368,8 +361,6 @@ def check_dataset(cfg, root: Union[str, Path], mode: str = "full", splits: Optio
         rep.errors.append(f"data root {root} does not exist")
         return rep
     lookup = ColorLookup(palette_array(cfg.palette, cfg.semantic_nc))
-    from ..config import DATA_DEFINED_PRESETS
-
     if cfg.preset in DATA_DEFINED_PRESETS and cfg.palette is not None:
         shared = _shared_colours(cfg.palette, names)
         if shared:  # the classes file's own palette: colour labels, display and the painter need it 1:1
@@ -380,11 +371,9 @@ def check_dataset(cfg, root: Union[str, Path], mode: str = "full", splits: Optio
     rep.groups = _frequency_groups(cfg, root)
     for split in splits:
         if cfg.dataset == "lvis":
-            from . import lvis
-
             sr = SplitReport(split)
-            rep.errors += [f"{split}: {e}" for e in lvis.check_split(cfg, root, split, mode, QUICK_SAMPLE,
-                                                                      AUTO_FULL_PAIRS, sr)]
+            rep.errors += [f"{split}: {e}" for e in lvis.check_split(
+                cfg, root, split, lambda n: sampled_items(n, mode, AUTO_FULL_PAIRS, QUICK_SAMPLE), sr)]
         else:
             sr = _check_split(cfg, root, split, mode, progress, workers, lookup, rep)
         rep.splits[split] = sr

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from ..errors import DataError
+from ..labels import official_colormap
 
 CLASSES_FILENAMES = ("classes.yaml", "classes.yml", "classes.json")
 
@@ -151,8 +152,6 @@ def _color(value: Any, where: str) -> List[int]:
 
 def parse_classes(data: Any, where: str = "classes file") -> ClassesSpec:
     """Validate the mapping read from a classes file; errors name `where` and the entry."""
-    from ..labels import official_colormap
-
     if not isinstance(data, dict):
         raise DataError(f"{where}: expected a mapping with 'classes' (or 'names'), got {type(data).__name__}")
     dontcare = data.get("dontcare", data.get("dontcare_label", data.get("ignore", 0)))

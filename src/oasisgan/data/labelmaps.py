@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import LabelError
+from ..labels import palette_array
 
 INDEX_MODES = ("L", "P", "I", "I;16", "I;16B", "I;16L", "1")
 COLOR_MODES = ("RGB", "RGBA", "LA", "PA", "RGBX")
@@ -92,8 +93,6 @@ def label_array_to_ids(arr: np.ndarray, cfg, path: Union[str, Path] = "<label>",
     """A decoded label (H, W) index or (H, W, 3) colour array -> int64 model ids (H, W)."""
     if arr.ndim == 3:
         if lookup is None:
-            from ..labels import palette_array
-
             lookup = ColorLookup(palette_array(cfg.palette, cfg.semantic_nc))
         ids, unknown = lookup.map(arr)
         if unknown.any():

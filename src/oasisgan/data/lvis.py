@@ -32,13 +32,16 @@ import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 from PIL import Image
 
 from ..errors import DataError
+from ..labels import official_colormap
 from .base import Listing, Pair, PairedDataset
+from .classes import ClassesSpec
+from .photos import read_photo
 
 ANNOTATION_FILES = {"train": "lvis_v1_train.json", "val": "lvis_v1_val.json"}
 IMAGE_FOLDERS = {"train": "train2017", "val": "val2017"}
@@ -190,9 +193,6 @@ def class_index(root: Union[str, Path]) -> LVISIndex:
 
 def read_classes(root: Union[str, Path]):
     """The classes metadata (``ClassesSpec``): don't care + the categories, with groups."""
-    from ..labels import official_colormap
-    from .classes import ClassesSpec
-
     idx = class_index(root)
     n = len(idx.names) + 1
     return ClassesSpec(names=[DONTCARE_NAME] + idx.names, colors=official_colormap(n).tolist(), dontcare=0,
@@ -257,8 +257,6 @@ class LVISDataset(PairedDataset):
         super().__init__(cfg, listing, split, augment, seed, root)
 
     def load(self, index: int) -> Tuple[Image.Image, Image.Image]:
-        from .photos import read_photo
-
         rec = self.records[index]
         image = read_photo(rec.path)
         if image.size != (rec.width, rec.height):
@@ -283,11 +281,11 @@ def build(cfg, root: Union[str, Path], split: str, augment: bool, seed: int) -> 
     return LVISDataset(cfg, index, split, augment, seed, root)
 
 
-def check_split(cfg, root: Path, split: str, mode: str, sample: int, auto_full: int, sr) -> List[str]:
-    """Fill `sr` (a `check.SplitReport`) for one LVIS split; returns its errors. `mode`: full
+def check_split(cfg, root: Path, split: str, choose: Callable[[int], Tuple[str, set]], sr) -> List[str]:
+    """Fill `sr` (a `check.SplitReport`) for one LVIS split; returns its errors. `choose(n)` gives
+    the check's mode for `n` images and the indices it reads whole (`check.sampled_items`): full
     rasterizes every image and opens every image file; headers opens every image file and
-    rasterizes `sample` images; sample rasterizes `sample` images only; auto is full up to
-    `auto_full` images, else headers."""
+    rasterizes the chosen images; sample rasterizes the chosen images only."""
     try:
         _mask_api()
         index = load_index(root, split)
@@ -299,9 +297,7 @@ def check_split(cfg, root: Path, split: str, mode: str, sample: int, auto_full: 
     missing = {i for i, _ in index.missing_files}
     records = [r for r in index.records if r.image_id not in missing]
     sr.pairs = len(records)
-    from .check import sampled_items
-
-    sr.mode, chosen = sampled_items(len(records), mode, auto_full, sample)
+    sr.mode, chosen = choose(len(records))
     mode = sr.mode
     n = cfg.semantic_nc
     sr.class_pixels = np.zeros(n, np.int64)

@@ -24,6 +24,8 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 from PIL import Image
+from ..errors import DataError, OutputError
+from .classes import read_classes_file, write_classes_file
 
 TOY_VERSION = 1
 TOY_CLASSES: List[Tuple[str, Tuple[int, int, int]]] = [
@@ -282,9 +284,6 @@ def _check_ours(out: Path) -> None:
     """Regenerating deletes the PNGs of the layout's folders: only in a toy dataset (its toy.json,
     or classes.yaml with the toy classes after a generation that was cut short) or a folder that
     is new or empty, never in a user's own dataset of the same layout."""
-    from ..errors import OutputError
-    from .classes import read_classes_file
-
     if not out.exists():
         return
     if not out.is_dir():
@@ -310,9 +309,6 @@ def generate_toy(out: Union[str, Path], size: int = 64, n_train: int = 2000, n_v
     With ``overwrite=False`` an existing dataset with the same parameters is kept as is.
     ``workers``: processes (default: 1 for small jobs, else up to 2 / the CPU count).
     """
-    from ..errors import DataError
-    from .classes import write_classes_file
-
     if size < 16 or size % 16:
         raise ValueError(f"toy size must be a multiple of 16 (>= 16), got {size}")
     if appearances < 1:

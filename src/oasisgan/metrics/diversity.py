@@ -23,6 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..loading.weights import WeightsError, load_state_dict_file, resolve_weights, sha256_of
+from .segmenters.common import load_original_state_dict
 
 LPIPS_NETS = ("alex", "vgg", "squeeze")
 LPIPS_CHANNELS = {"alex": (64, 192, 384, 256, 256), "vgg": (64, 128, 256, 512, 512),
@@ -142,8 +143,6 @@ def load_lpips(net: str = "alex", version: str = "0.1", backbone: Optional[Union
     `backbone`: a torchvision-layout file (``features.*`` keys; ``classifier.*`` is ignored);
     `linear`: the official ``v<version>/<net>.pth``. Both default to the cache / official address.
     """
-    from .segmenters.common import load_original_state_dict
-
     if net not in LPIPS_NETS:
         raise ValueError(f"unknown LPIPS network {net!r}: use one of {', '.join(LPIPS_NETS)}")
     model = LPIPS(net, version)

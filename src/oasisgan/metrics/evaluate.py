@@ -22,8 +22,20 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 
+from ..data import build_dataset, eval_loader
+from ..data.photos import read_photo
+from ..data.toy import appearance_paths
+from ..data.transforms import BICUBIC, image_to_tensor
 from ..errors import OASISError
-from ..loading.weights import WeightsError
+from ..loading.weights import WeightsError, cache_dir as default_cache, resolve_weights
+from .diversity import BACKBONE_FILES, LPIPS_LINEAR_SHA256, LPIPS_LINEAR_URL, load_lpips, ms_ssim, pairwise_mean
+from .fid import (FID_WEIGHTS_FILENAME, FID_WEIGHTS_SHA256, FID_WEIGHTS_URL, FeatureStats, inception_features,
+                  load_inception, stats_cache_path)
+from .longtail import frequency_groups, iou_by_group
+from .miou import SegmentationScore
+from .periodicity import PeriodicSpectrum, RegionSpectra, excess_db, regional_excess
+from .segmenters import ReferenceSegmenter, default_segmenter_name, load_segmenter
+from .twins import find_twins, masked_spread
 
 METRICS = ("fid", "miou", "lpips", "msssim", "spread", "fsd", "periodicity")
 # What each reported key means, and whether lower is better.
@@ -99,23 +111,91 @@ class EvalReport:
 
 
 def _unwrap(generator):
-    """Accept an OASISModel, a (DDP/compiled) Generator, or any module with z_dim."""
-    from ..loading.model import OASISModel
-
+    """Accept an OASISModel (any object, not a module, that holds `.generator` and
+    `.discriminator`), a (DDP/compiled) Generator, or any module with z_dim."""
     disc = None
-    if isinstance(generator, OASISModel):
-        generator, disc = generator.generator, generator.discriminator
+    if not isinstance(generator, nn.Module) and hasattr(generator, "generator"):
+        generator, disc = generator.generator, getattr(generator, "discriminator", None)
     g = getattr(generator, "module", generator)  # DDP
     g = getattr(g, "_orig_mod", g)  # torch.compile
     return g, disc
 
 
 def _stats_path(kind, cfg, data_root, split, extractor_id, n, cache_dir):
-    from ..loading.weights import cache_dir as default_cache
-    from .fid import stats_cache_path
-
     return stats_cache_path(cache_dir or default_cache(), kind, f"{cfg.preset}-{cfg.dataset}", data_root, split,
                             (cfg.height, cfg.width), extractor_id, n)
+
+
+@dataclass
+class DataSelection:
+    """Which images are evaluated and how they are batched.
+
+    dataset: any dataset of {"image", "label"} dicts instead of ``build_dataset(cfg, data_root, split)``
+    (its real statistics are not cached). max_images: the first N items. cache_dir / use_cache:
+    where the real images' FID/FSD statistics are cached (default: the weights cache), and whether.
+    """
+
+    split: str = "val"
+    dataset: Any = None
+    max_images: Optional[int] = None
+    batch_size: int = 16
+    num_workers: int = 0
+    cache_dir: Any = None
+    use_cache: bool = True
+
+
+@dataclass
+class Segmentation:
+    """Which segmenter scores mIoU (and gives FSD its features), and how it is fed.
+
+    segmenter: None (the paper's for the dataset, or the dataset's reference segmenter),
+    "drn" | "upernet" | "deeplab" | "discriminator", a file (reference segmenter, TorchScript, or
+    original state dict) or a `Segmenter`; weights: for the named architectures; class_map /
+    input_range: for TorchScript; input_size (H, W): resize fakes before segmenting (scores stay at
+    the generated size); scales: multi-scale testing with these short sides (CSAIL's protocol);
+    discriminator: the D for "discriminator" (default: the model's). fsd_segmenter: the reference
+    segmenter for FSD (default: `segmenter` when it is one). frequency_groups: how mIoU is also
+    reported per frequency group (``miou_rare`` ...): auto | pixels | images | none (`metrics.longtail`).
+    """
+
+    segmenter: Any = None
+    weights: Any = None
+    class_map: Any = None
+    input_range: str = "minus1_1"
+    input_size: Optional[Tuple[int, int]] = None
+    scales: Optional[Sequence[int]] = None
+    discriminator: Optional[nn.Module] = None
+    fsd_segmenter: Any = None
+    frequency_groups: str = "auto"
+
+
+@dataclass
+class InceptionOptions:
+    """FID's network: pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth`` (`weights`, default:
+    cache/download; checksum checked unless `verify` is False), or an already built `model` (tests)."""
+
+    weights: Any = None
+    verify: bool = True
+    model: Optional[nn.Module] = None
+
+
+@dataclass
+class LPIPSOptions:
+    """LPIPS: network (alex | vgg | squeeze), version, backbone and linear weight files, or a built `model`."""
+
+    net: str = "alex"
+    version: str = "0.1"
+    backbone: Any = None
+    weights: Any = None
+    model: Optional[nn.Module] = None
+
+
+@dataclass
+class DiversitySampling:
+    """Diversity (LPIPS, MS-SSIM, spread): `samples` images per label map for the first `label_maps` maps."""
+
+    samples: int = 10
+    label_maps: int = 50
 
 
 def evaluate(generator, cfg, data_root=None, metrics: Union[str, Sequence[str]] = ("fid",),
@@ -136,48 +216,35 @@ REPORT_ORDER = ("fid", "fsd", "miou", "miou_ratio", "accuracy", "miou_rare", "mi
 
 @torch.no_grad()
 def evaluate_report(generator, cfg, data_root=None, metrics: Union[str, Sequence[str]] = ("fid",), *,
-                    dataset=None, split: str = "val", batch_size: int = 16, device=None,
-                    max_images: Optional[int] = None, seed: int = 0, num_workers: int = 0,
-                    progress: bool = True, cache_dir=None, use_cache: bool = True,
-                    inception_weights=None, verify_weights: bool = True, inception=None,
-                    segmenter=None, segmenter_weights=None, class_map=None, segmenter_input: str = "minus1_1",
-                    segmenter_size=None, segmenter_scales=None, discriminator: Optional[nn.Module] = None, fsd_segmenter=None,
-                    lpips_net: str = "alex", lpips_version: str = "0.1", lpips_backbone=None,
-                    lpips_weights=None, lpips_model=None, samples: int = 10, diversity_maps: int = 50,
-                    on_missing: str = "raise", frequency_groups: str = "auto") -> EvalReport:
-    """The full evaluation, with details (`EvalReport`).
+                    data: Optional[DataSelection] = None, segmentation: Optional[Segmentation] = None,
+                    inception: Optional[InceptionOptions] = None, lpips: Optional[LPIPSOptions] = None,
+                    diversity: Optional[DiversitySampling] = None, device=None, seed: int = 0,
+                    progress: bool = True, on_missing: str = "raise") -> EvalReport:
+    """The full evaluation, with details (`EvalReport`). Each option group has its defaults
+    (`DataSelection`, `Segmentation`, `InceptionOptions`, `LPIPSOptions`, `DiversitySampling`), e.g.
+    ``evaluate_report(model, cfg, root, ["miou", "spread"], segmentation=Segmentation("ref.pt"),
+    diversity=DiversitySampling(samples=4))``.
 
-    dataset: any dataset of {"image", "label"} dicts instead of ``build_dataset(cfg, data_root, split)``
-        (its real statistics are not cached). max_images: use the first N validation items.
-    inception_weights: pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth`` (default: cache/download);
-        inception: an already built feature network (tests).
-    segmenter: None (the paper's for the dataset), "drn" | "upernet" | "deeplab" | "discriminator",
-        a file (reference segmenter, TorchScript, or original state dict) or a `Segmenter`;
-        segmenter_weights for the named architectures; class_map / segmenter_input for TorchScript;
-        segmenter_size (H, W) to resize fakes before segmenting (scores stay at the generated size);
-        segmenter_scales: multi-scale testing with these short sides (CSAIL's protocol).
-    fsd_segmenter: the reference segmenter for FSD (default: `segmenter` when it is one).
-    lpips_*: network (alex | vgg | squeeze), version, backbone and linear weight files; lpips_model: a
-        built `LPIPS`. samples: images per label map for diversity; diversity_maps: label maps used.
+    device: where the metric networks run (default: the generator's). seed: of the noises.
     on_missing: "raise" (default) or "skip" a metric whose weights/segmenter are unavailable
-        (`report.skipped` says why).
-    frequency_groups: how mIoU is also reported per frequency group (``miou_rare``, ``miou_common``,
-        ``miou_frequent`` and ``info["iou_by_frequency"]``): auto | pixels | images | none
-        (`metrics.longtail`).
+    (`report.skipped` says why).
 
     Steps: load the networks of the wanted metrics (`_Networks`; a missing file fails, or is
     skipped, before the long pass), the validation batches (`_eval_data`), one fake per label map
     for FID/FSD/mIoU (`_fake_pass`, reduced by `_reduce_fake_pass`), then the diversity pass
     (`_diversity`).
     """
+    data, seg_opts = data or DataSelection(), segmentation or Segmentation()
+    inc_opts, lp_opts, div = inception or InceptionOptions(), lpips or LPIPSOptions(), diversity or DiversitySampling()
     wanted = parse_metrics(metrics)
     if on_missing not in ("raise", "skip"):
         raise ValueError("on_missing must be 'raise' or 'skip'")
     gen, model_disc = _unwrap(generator)
-    discriminator = discriminator if discriminator is not None else model_disc
+    discriminator = seg_opts.discriminator if seg_opts.discriminator is not None else model_disc
     gen_device = next(gen.parameters()).device
     dev = torch.device(device) if device is not None else gen_device
     t0 = time.time()
+    split = data.split
     report = EvalReport({}, {"protocol": {"split": split, "resolution": [cfg.height, cfg.width], "seed": seed,
                                           "noise": "fresh z per image", "generator_mode": "eval"}})
 
@@ -192,25 +259,26 @@ def evaluate_report(generator, cfg, data_root=None, metrics: Union[str, Sequence
             return None
 
     # ---- networks first, so a missing file fails before the long pass -----------------------
-    segmenter, fsd_segmenter = _default_reference(cfg, data_root, wanted, segmenter, fsd_segmenter)
+    segmenter, fsd_segmenter = _default_reference(cfg, data_root, wanted, seg_opts.segmenter, seg_opts.fsd_segmenter)
     nets = _Networks()
     if "fid" in wanted:
         nets.inception, nets.inception_sha = attempt("fid", lambda: _load_inception(
-            inception, inception_weights, verify_weights, dev, report)) or (None, None)
+            inc_opts.model, inc_opts.weights, inc_opts.verify, dev, report)) or (None, None)
     if "miou" in wanted:
         nets.segmenter = attempt("miou", lambda: _load_miou_segmenter(
-            segmenter, cfg, dev, report, weights=segmenter_weights, class_map=class_map,
-            input_range=segmenter_input, input_size=segmenter_size, discriminator=discriminator,
-            scales=segmenter_scales))
+            segmenter, cfg, dev, report, weights=seg_opts.weights, class_map=seg_opts.class_map,
+            input_range=seg_opts.input_range, input_size=seg_opts.input_size, discriminator=discriminator,
+            scales=seg_opts.scales))
     if "fsd" in wanted:
         nets.fsd = attempt("fsd", lambda: _load_fsd_segmenter(fsd_segmenter, nets.segmenter, segmenter, cfg, dev,
                                                               report))
     if "lpips" in wanted:
-        nets.lpips = attempt("lpips", lambda: _load_lpips(lpips_model, lpips_net, lpips_version, lpips_backbone,
-                                                          lpips_weights, dev, report))
+        nets.lpips = attempt("lpips", lambda: _load_lpips(lp_opts.model, lp_opts.net, lp_opts.version,
+                                                          lp_opts.backbone, lp_opts.weights, dev, report))
 
     # ---- data --------------------------------------------------------------------------------
-    dataset, loader = _eval_data(cfg, data_root, split, dataset, batch_size, max_images, num_workers)
+    batch_size = data.batch_size
+    dataset, loader = _eval_data(cfg, data_root, split, data.dataset, batch_size, data.max_images, data.num_workers)
     report.info["num_images"] = len(loader.dataset)
 
     was_training = gen.training
@@ -218,19 +286,19 @@ def evaluate_report(generator, cfg, data_root=None, metrics: Union[str, Sequence
     try:
         want_periodicity = "periodicity" in wanted
         if nets.inception is not None or nets.segmenter is not None or nets.fsd is not None or want_periodicity:
-            cacheable = use_cache and data_root is not None
+            cacheable = data.use_cache and data_root is not None
             n = f"{len(loader.dataset)}of{len(dataset)}"
             real = {kind: (None, None) if not cacheable else
-                    _cached_real_stats(kind, sha, cfg, data_root, split, n, cache_dir)
+                    _cached_real_stats(kind, sha, cfg, data_root, split, n, data.cache_dir)
                     for kind, sha in (("fid", nets.inception_sha), ("fsd", nets.fsd_sha)) if sha is not None}
             fakes = _fake_pass(gen, cfg, loader, nets, {k: s is None for k, (_, s) in real.items()}, seed,
                                batch_size, gen_device, dev, progress, want_periodicity)
             _reduce_fake_pass(fakes, nets, real, split, report)
             if fakes.score is not None:
-                _longtail(cfg, data_root, fakes.score, frequency_groups, report)
+                _longtail(cfg, data_root, fakes.score, seg_opts.frequency_groups, report)
         want_ms, want_spread = "msssim" in wanted, "spread" in wanted
         if nets.lpips is not None or want_ms or want_spread:
-            _diversity(gen, cfg, dataset, nets.lpips, want_ms, want_spread, samples, diversity_maps, batch_size,
+            _diversity(gen, cfg, dataset, nets.lpips, want_ms, want_spread, div.samples, div.label_maps, batch_size,
                        seed + 1, gen_device, dev, progress, report, data_root)
     finally:
         gen.train(was_training)
@@ -258,8 +326,6 @@ class _Networks:
 
 
 def _load_inception(inception, weights, verify, dev, report) -> Tuple[nn.Module, str]:
-    from .fid import load_inception
-
     if inception is not None:
         inc, sha = inception.eval().to(dev), "user-supplied"
     else:
@@ -269,8 +335,6 @@ def _load_inception(inception, weights, verify, dev, report) -> Tuple[nn.Module,
 
 
 def _load_miou_segmenter(spec, cfg, dev, report, **options) -> nn.Module:
-    from .segmenters import load_segmenter
-
     seg = load_segmenter(spec, cfg, device=dev, **options)
     report.info["segmenter"] = {"name": seg.name, "classes": seg.num_classes, "sha256": seg.weights_sha256,
                                 "scales": seg.scales, "input_size": seg.input_size}
@@ -282,8 +346,6 @@ def _load_miou_segmenter(spec, cfg, dev, report, **options) -> nn.Module:
 def _load_fsd_segmenter(fsd_spec, miou_seg, seg_spec, cfg, dev, report) -> nn.Module:
     """The reference segmenter whose features FSD compares: `fsd_spec`, else the mIoU one when it
     is a reference segmenter."""
-    from .segmenters import ReferenceSegmenter, load_segmenter
-
     fsd_seg = None
     if fsd_spec is None:
         if isinstance(miou_seg, ReferenceSegmenter):
@@ -305,8 +367,6 @@ def _load_fsd_segmenter(fsd_spec, miou_seg, seg_spec, cfg, dev, report) -> nn.Mo
 
 
 def _load_lpips(model, net, version, backbone, weights, dev, report) -> nn.Module:
-    from .diversity import load_lpips
-
     lp = model.eval().to(dev) if model is not None else load_lpips(net, version, backbone, weights, dev)
     report.info["lpips"] = {"net": lp.net_name, "version": lp.version}
     return lp
@@ -314,8 +374,6 @@ def _load_lpips(model, net, version, backbone, weights, dev, report) -> nn.Modul
 
 def _eval_data(cfg, data_root, split, dataset, batch_size, max_images, num_workers):
     """The evaluated dataset (`dataset`, else the `split` of `data_root`) and its in-order batches."""
-    from ..data import build_dataset, eval_loader
-
     if dataset is None:
         if data_root is None:
             raise OASISError("evaluate needs data_root (or a dataset)")
@@ -327,8 +385,6 @@ def _eval_data(cfg, data_root, split, dataset, batch_size, max_images, num_worke
 
 def _cached_real_stats(kind, sha, cfg, data_root, split, n, cache_dir):
     """(the cache file of the real statistics, the statistics when it already holds them)."""
-    from .fid import FeatureStats
-
     path = _stats_path(kind, cfg, data_root, split, sha, n, cache_dir)
     return path, (FeatureStats.load(path) if path.is_file() else None)
 
@@ -349,9 +405,6 @@ def _fake_pass(gen, cfg, loader, nets: _Networks, need_real: Dict[str, bool], se
     """One fake per label map (z from a CPU generator seeded with `seed`, drawn batch by batch):
     Inception / reference-segmenter features of the fakes (and of the real images where
     `need_real[kind]`: their statistics are not cached), and the segmentation score of the fakes."""
-    from .fid import inception_features
-    from .miou import SegmentationScore
-
     inc, seg, fsd_seg = nets.inception, nets.segmenter, nets.fsd
     rng = torch.Generator().manual_seed(seed)
     feats: Dict[str, list] = {"fid_real": [], "fid_fake": [], "fsd_real": [], "fsd_fake": []}
@@ -363,8 +416,6 @@ def _fake_pass(gen, cfg, loader, nets: _Networks, need_real: Dict[str, bool], se
     names = [m for m, net in (("fid", inc), ("fsd", fsd_seg), ("miou", seg)) if net is not None]
     spectra = None
     if periodicity:
-        from .periodicity import PeriodicSpectrum, RegionSpectra
-
         spectra = tuple(PeriodicSpectrum(RegionSpectra(ignore=cfg.dontcare_label)) for _ in range(2))
         names = names + ["periodicity"]
     for batch in _progress(loader, f"evaluate {'+'.join(names)}", progress):
@@ -412,8 +463,6 @@ def _reduce_fake_pass(fakes: _FakePass, nets: _Networks, real, split, report) ->
         path, stats = real["fsd"]
         report.metrics["fsd"] = _frechet("fsd", stats, fakes.features, path, split, fakes.nonfinite)
     if fakes.spectra is not None:
-        from .periodicity import excess_db, regional_excess
-
         fake, real_scores = (s.scores() for s in fakes.spectra)
         report.metrics["periodicity"] = float("nan") if fakes.nonfinite else excess_db(fake, real_scores)
         report.info["periodicity_db"] = {"fake": fake, "real": real_scores}
@@ -425,8 +474,6 @@ def _reduce_fake_pass(fakes: _FakePass, nets: _Networks, real, split, report) ->
 
 def _longtail(cfg, data_root, score, mode: str, report) -> None:
     """Per-class IoU by frequency group (`metrics.longtail`) into `report`."""
-    from .longtail import frequency_groups, iou_by_group
-
     groups, source = frequency_groups(cfg, data_root, mode)
     if groups is None:
         if source:
@@ -442,8 +489,6 @@ def _longtail(cfg, data_root, score, mode: str, report) -> None:
 
 def _frechet(kind: str, real, feats: Dict[str, list], path: Optional[Path], split: str, nonfinite: int) -> float:
     """FID and FSD alike: real statistics from the cache, else from this pass (then cached)."""
-    from .fid import FeatureStats
-
     if real is None:
         real = FeatureStats.from_features(torch.cat(feats[f"{kind}_real"]))
         if path is not None:
@@ -468,8 +513,6 @@ def default_reference_segmenter(data_root) -> Optional[Path]:
 def _default_reference(cfg, data_root, wanted, segmenter, fsd_segmenter):
     """Without an explicit choice, data without a paper segmenter uses the dataset's reference
     segmenter for mIoU, and FSD always does."""
-    from .segmenters import default_segmenter_name
-
     ref = default_reference_segmenter(data_root)
     if ref is None:
         return segmenter, fsd_segmenter
@@ -480,40 +523,51 @@ def _default_reference(cfg, data_root, wanted, segmenter, fsd_segmenter):
     return segmenter, fsd_segmenter
 
 
-def check_metrics(metrics, cfg, data_root=None, **options) -> None:
+def check_metrics(metrics, cfg, data_root=None, *, segmentation: Optional[Segmentation] = None,
+                  inception: Optional[InceptionOptions] = None, lpips: Optional[LPIPSOptions] = None) -> None:
     """Raise (a user-facing error) when a metric cannot run: unknown name, weights or segmenter
-    missing. Cheap: resolves files (downloading when online) and loads segmenters only."""
-    from ..loading.weights import resolve_weights
-    from .diversity import BACKBONE_FILES, LPIPS_LINEAR_SHA256, LPIPS_LINEAR_URL
-    from .fid import FID_WEIGHTS_FILENAME, FID_WEIGHTS_SHA256, FID_WEIGHTS_URL
-
+    missing. Cheap: resolves files (downloading when online) and loads segmenters only. The
+    options are those of `evaluate_report`."""
+    seg, inc, lp = segmentation or Segmentation(), inception or InceptionOptions(), lpips or LPIPSOptions()
     wanted = parse_metrics(metrics)
-    seg_spec, fsd_spec = _default_reference(cfg, data_root, wanted, options.get("segmenter"),
-                                            options.get("fsd_segmenter"))
-    if "fid" in wanted and options.get("inception") is None:
-        resolve_weights(options.get("inception_weights"), filename=FID_WEIGHTS_FILENAME, url=FID_WEIGHTS_URL,
+    seg_spec, fsd_spec = _default_reference(cfg, data_root, wanted, seg.segmenter, seg.fsd_segmenter)
+    if "fid" in wanted and inc.model is None:
+        resolve_weights(inc.weights, filename=FID_WEIGHTS_FILENAME, url=FID_WEIGHTS_URL,
                         sha256_prefix=FID_WEIGHTS_SHA256, what=f"FID Inception weights ({FID_WEIGHTS_FILENAME})",
                         option="--inception-weights")
     if "miou" in wanted:
-        from .segmenters import load_segmenter
-
-        load_segmenter(seg_spec, cfg, weights=options.get("segmenter_weights"), class_map=options.get("class_map"),
-                       input_range=options.get("segmenter_input", "minus1_1"),
-                       discriminator=options.get("discriminator"))
+        load_segmenter(seg_spec, cfg, weights=seg.weights, class_map=seg.class_map, input_range=seg.input_range,
+                       discriminator=seg.discriminator)
     if "fsd" in wanted:
         spec = fsd_spec if fsd_spec is not None else seg_spec
         if spec is None or not (isinstance(spec, nn.Module) or Path(str(spec)).is_file()):
             raise OASISError("fsd needs the reference segmenter: train it with `oasis segmenter train` "
                              f"(default output <data-root>/{REFERENCE_SEGMENTER_FILENAME})")
-    if "lpips" in wanted and options.get("lpips_model") is None:
-        net, version = options.get("lpips_net", "alex"), options.get("lpips_version", "0.1")
+    if "lpips" in wanted and lp.model is None:
+        net, version = lp.net, lp.version
         fname, url, prefix = BACKBONE_FILES[net]
-        resolve_weights(options.get("lpips_backbone"), filename=fname, url=url, sha256_prefix=prefix,
+        resolve_weights(lp.backbone, filename=fname, url=url, sha256_prefix=prefix,
                         what=f"LPIPS {net} backbone weights (torchvision {fname})", option="--lpips-backbone")
-        resolve_weights(options.get("lpips_weights"), filename=f"lpips/v{version}/{net}.pth",
+        resolve_weights(lp.weights, filename=f"lpips/v{version}/{net}.pth",
                         url=LPIPS_LINEAR_URL.format(version=version, net=net),
                         sha256_prefix=LPIPS_LINEAR_SHA256[(version, net)],
                         what=f"LPIPS v{version} {net} linear weights", option="--lpips-weights")
+
+
+class TrainingEvaluator:
+    """The evaluation during training (`oasisgan.training.periodic.Evaluator`): the metrics of
+    ``cfg.eval_metrics`` on the validation split, seeded with ``cfg.seed``, quietly; the
+    preflight is `check_metrics`. `oasisgan.training.train` hands one to the `Trainer`."""
+
+    def check(self, metrics, cfg, data_root) -> None:
+        check_metrics(metrics, cfg, data_root)
+
+    def __call__(self, generator, metrics, cfg, data_root) -> Dict[str, float]:
+        return evaluate(generator, cfg, data_root, metrics=tuple(metrics), progress=False, seed=cfg.seed)
+
+    @staticmethod
+    def lower_is_better(metric: str) -> bool:
+        return lower_is_better(metric)
 
 
 def _progress(it, desc, enabled):
@@ -534,9 +588,6 @@ def pixel_spread(images: torch.Tensor) -> float:
 def _real_looks(item, looks, cfg) -> Optional[torch.Tensor]:
     """The real looks of a dataset item ((K, 3, H, W) in [-1, 1]): its image and the other renders
     of its label map (`oasis data toy --appearances K`); None when it has none."""
-    from ..data.photos import read_photo
-    from ..data.transforms import BICUBIC, image_to_tensor
-
     files = looks.get(Path(str(item.get("name", ""))).name)
     if not files:
         return None
@@ -554,10 +605,6 @@ def _diversity(gen, cfg, dataset, lp, want_ms, want_spread, samples, n_maps, bat
     """LPIPS / MS-SSIM / spread between `samples` images of each of `n_maps` label maps, and the
     real reference: the real looks of each map (toy), or else its layout twin (`metrics.twins`,
     where the spread ratio compares both on the pixels where the twin's classes agree)."""
-    from ..data.toy import appearance_paths
-    from .diversity import ms_ssim, pairwise_mean
-    from .twins import find_twins, masked_spread
-
     if samples < 2:
         raise OASISError("diversity needs --samples >= 2")
     n = len(dataset)

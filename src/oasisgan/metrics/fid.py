@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from ..loading.checkpoint import atomic_write
 from ..loading.weights import WeightsError, load_state_dict_file, resolve_weights, sha256_of
+from .segmenters.common import load_original_state_dict
 
 FID_WEIGHTS_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
@@ -267,7 +268,6 @@ class FIDInceptionV3(nn.Module):
     forward(x): x (B, 3, H, W) in [0, 1] -> (B, 2048). ``resize_input``/``normalize_input`` as in
     pytorch-fid (both on by default).
     """
-
     def __init__(self, resize_input: bool = True, normalize_input: bool = True):
         super().__init__()
         self.resize_input, self.normalize_input = resize_input, normalize_input
@@ -340,8 +340,6 @@ def load_inception(path: Optional[Union[str, Path]] = None, device="cpu",
     Returns (network in eval mode, sha256 of the weight file). Offline without the file a
     `WeightsError` says where to put it.
     """
-    from .segmenters.common import load_original_state_dict
-
     p = resolve_weights(path, filename=FID_WEIGHTS_FILENAME, url=FID_WEIGHTS_URL,
                         sha256_prefix=FID_WEIGHTS_SHA256, what="FID Inception weights "
                         f"({FID_WEIGHTS_FILENAME})", option="--inception-weights")

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from ..data.check import _frequency_groups, check_dataset
 
 GROUPS = ("rare", "common", "frequent")
 MODES = ("auto", "pixels", "images", "none")
@@ -28,8 +29,6 @@ MODES = ("auto", "pixels", "images", "none")
 def dataset_groups(cfg, data_root) -> Optional[List[Optional[str]]]:
     """The classes metadata's frequency group per model id, or None."""
     from pathlib import Path
-
-    from ..data.check import _frequency_groups
 
     if data_root is None:
         return None
@@ -54,8 +53,6 @@ def training_counts(cfg, data_root) -> Tuple[np.ndarray, np.ndarray, int]:
     """(pixels per class, images per class, label maps counted) of the training split; counted
     once per process and dataset (training's periodic evaluations reuse it)."""
     from pathlib import Path
-
-    from ..data.check import check_dataset
 
     key = (str(Path(data_root).resolve()), cfg.dataset, cfg.semantic_nc, cfg.dontcare_label)
     if key not in _COUNTS:

@@ -22,15 +22,15 @@ import torch
 import torch.nn as nn
 
 from ...errors import OASISError, first_line
-from .common import (INPUT_CONVENTIONS, Segmenter, identity_label_map, label_map_from_spec,
-                     load_original_state_dict)
+from ...loading.weights import WeightsError, cache_dir, load_state_dict_file, resolve_weights, sha256_of
+from ...nn import Discriminator
+from .common import INPUT_CONVENTIONS, Segmenter, identity_label_map, label_map_from_spec, load_original_state_dict
 from .deeplab import DEEPLAB_FILENAME, DEEPLAB_URL, DeepLabV2MSC, build_deeplab_segmenter
 from .drn import DRN_WEIGHTS_FILENAME, DRN_WEIGHTS_PAGE, DRNSeg, build_drn_segmenter, cityscapes_label_map
 from .unet import (ReferenceSegmenter, ReferenceUNet, build_reference_segmenter, is_segmenter_checkpoint,
                    read_segmenter_checkpoint, segmenter_checkpoint)
-from .upernet import (UPERNET_DECODER_FILENAME, UPERNET_ENCODER_FILENAME, UPERNET_URL_ROOT,
-                      UperNetResNet101, build_upernet_segmenter)
-from ...loading.weights import WeightsError, cache_dir, load_state_dict_file, resolve_weights, sha256_of
+from .upernet import (UPERNET_DECODER_FILENAME, UPERNET_ENCODER_FILENAME, UPERNET_URL_ROOT, UperNetResNet101,
+                      build_upernet_segmenter)
 
 __all__ = ["Segmenter", "ReferenceSegmenter", "ReferenceUNet", "DRNSeg", "UperNetResNet101", "DeepLabV2MSC",
            "load_segmenter", "discriminator_segmenter", "torchscript_segmenter", "default_segmenter_name",
@@ -179,8 +179,6 @@ def _load_segmenter(spec, cfg, *, weights, class_map, input_range, input_size, d
                 "then used automatically), or pass --segmenter FILE (reference segmenter or TorchScript) or "
                 "--segmenter discriminator")
     if isinstance(spec, nn.Module):
-        from ...nn import Discriminator
-
         if isinstance(getattr(spec, "module", spec), Discriminator):
             return discriminator_segmenter(getattr(spec, "module", spec), cfg).to(device)
         seg = spec if isinstance(spec, Segmenter) else Segmenter(

@@ -10,17 +10,18 @@ from typing import Any, Dict, Optional, Union
 import torch
 import torch.nn.functional as F
 
-from .unet import ReferenceUNet, build_reference_segmenter, segmenter_checkpoint
+from ...data import build_dataset
+from ...data.loader import epoch_loader, eval_loader
 from ...errors import OASISError
+from ...loading.checkpoint import atomic_save
+from ..miou import SegmentationScore
+from .unet import ReferenceUNet, build_reference_segmenter, segmenter_checkpoint
 
 
 @torch.no_grad()
 def score_segmenter(seg, dataset, batch_size: int = 16, max_images: Optional[int] = None,
                     progress: bool = False, device="cpu") -> Dict[str, Any]:
     """mIoU / pixel accuracy of a `Segmenter` on real images of a dataset (don't care ignored)."""
-    from ...data.loader import eval_loader
-    from ..miou import SegmentationScore
-
     loader = eval_loader(dataset, batch_size, max_images)
     classes = torch.nonzero(seg.valid_classes).flatten().tolist()
     score = SegmentationScore(seg.num_classes, classes, seg.class_names)
@@ -47,9 +48,6 @@ def train_reference_segmenter(cfg, data_root: Union[str, Path], out: Union[str, 
     Adam (lr, betas 0.9/0.999) with a cosine decay, cross-entropy with the don't-care label ignored.
     Batches: training's `epoch_loader`, in an order drawn from `seed`, augmented anew every epoch.
     """
-    from ...loading.checkpoint import atomic_save
-    from ...data import build_dataset
-    from ...data.loader import epoch_loader
     if iters < 1:
         raise OASISError("--iters must be at least 1")
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
