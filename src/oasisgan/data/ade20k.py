@@ -36,6 +36,7 @@ from typing import Iterable, List, Optional, Tuple, Union
 import numpy as np
 
 from ..errors import DataError
+from ..loading.checkpoint import CheckpointWriteError, atomic_write
 from .base import IMAGE_EXTENSIONS, LABEL_EXTENSIONS, Listing, list_files, match_by_stem
 
 SPLIT_DIRS = {"train": "training", "val": "validation"}
@@ -135,13 +136,10 @@ def build_outdoor_list(root: Union[str, Path], split: str, min_outdoor: float = 
         text = _rule_header(min_outdoor) + "\n" + "".join(s + "\n" for s in stems)
         for path in _cache_candidates(root, split):
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text(text)
-                tmp.replace(path)
+                atomic_write(path, lambda f: f.write(text), text=True)
                 written = path
                 break
-            except OSError:
+            except (OSError, CheckpointWriteError):  # a read-only dataset folder: the next candidate
                 continue
     return stems, written
 
