@@ -10,7 +10,7 @@ images, e.g. an ADE20K-shaped setting: ``--preset ade20k --classes 151``. CPU, f
 How the runs are made identical (recorded on our side, fed to the official one):
 - weights: the official `OASIS_model` is built and initialised by its own code (torch seeded
   with --seed); our Trainer's G, D and EMA are loaded with its state dicts through the
-  checkpoint converter's mapping (`oasisgan.official.official_to_ours`).
+  checkpoint converter's mapping (`oasisgan.loading.official.official_to_ours`).
 - data: our Trainer loads the batches (its shuffle, crops and flips). Every batch it trains on,
   and every batch of each EMA BatchNorm re-collection, is recorded and given to the official
   step as is (the official dataloader does not run).
@@ -69,7 +69,8 @@ from typing import Any, Dict, List
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from official_harness import check_official_shape, import_official, official_opt  # noqa: E402
+from official_harness import (check_official_shape, import_official, official_model, official_opt,  # noqa: E402
+                              official_optimizers, official_step)
 
 EPS32 = float(torch.finfo(torch.float32).eps)
 FLOOR_EPS, FACTOR = 64, 16  # see the module docstring
@@ -176,7 +177,7 @@ def run_ours(cfg, dataset, official_states, out_dir: Path):
     """Train with our Trainer from the official initial weights; return the recorded events
     (("step", batch), ("recollect", batches) and ("final", batches), in order), the draws, the
     losses and the end states."""
-    from oasisgan.official import official_to_ours
+    from oasisgan.loading.official import official_to_ours
     from oasisgan.training import loop
 
     trainer = loop.Trainer(cfg, None, out_dir, device="cpu", dataset=dataset, progress=False,
@@ -231,8 +232,7 @@ def run_ours(cfg, dataset, official_states, out_dir: Path):
 
 def run_official(off, opt, init_states, events, draws, ulp: bool = False):
     """`train.py`'s loop over the recorded batches, draws fed from `draws`; returns losses and end states."""
-    with contextlib.redirect_stdout(sys.stderr):
-        model = off.models.OASIS_model(opt)  # prints its parameter counts
+    model = official_model(off, opt)
     for net, part in ((model.netG, "G"), (model.netD, "D"), (model.netEMA, "EMA")):
         net.load_state_dict(init_states[part])
         if ulp:
@@ -242,8 +242,7 @@ def run_official(off, opt, init_states, events, draws, ulp: bool = False):
     model.train()
     wrapped = argparse.Namespace(module=model)  # what models.put_on_multi_gpus gives on the CPU
     lc = off.losses.losses_computer(opt)
-    optimizer_g = torch.optim.Adam(model.netG.parameters(), lr=opt.lr_g, betas=(opt.beta1, opt.beta2))
-    optimizer_d = torch.optim.Adam(model.netD.parameters(), lr=opt.lr_d, betas=(opt.beta1, opt.beta2))
+    optimizer_g, optimizer_d = official_optimizers(model, opt)
 
     def official_batch(image, label_ids):
         return {"image": image, "label": label_ids.unsqueeze(1)}  # the official loader's (B,1,H,W) label
@@ -259,17 +258,7 @@ def run_official(off, opt, init_states, events, draws, ulp: bool = False):
             if kind != "step":
                 raise RuntimeError(f"ours re-collected twice after iteration {cur_iter}")
             image, label = off.models.preprocess_input(opt, official_batch(data["image"], data["label"]))
-            model.netG.zero_grad()
-            loss_g, _ = model(image, label, "losses_G", lc)
-            loss_g = loss_g.mean()
-            loss_g.backward()
-            optimizer_g.step()
-            model.netD.zero_grad()
-            loss_d, _ = model(image, label, "losses_D", lc)
-            loss_d = loss_d.mean()
-            loss_d.backward()
-            optimizer_d.step()
-            losses.append({"G": float(loss_g), "D": float(loss_d)})
+            losses.append(official_step(model, lc, optimizer_g, optimizer_d, image, label))
             # update_EMA re-collects over the batches ours re-collected with after this iteration
             collected = LoaderOf()
             if pending[0][0] == "recollect":
@@ -319,8 +308,7 @@ def initial_states(off, opt, cfg, seed: int) -> Dict[str, Dict[str, torch.Tensor
     init), or ours where the preset changes it (`sn_init_gain`), in the official layout."""
     torch.manual_seed(seed)
     if cfg.sn_init_gain is None:
-        with contextlib.redirect_stdout(sys.stderr):
-            model = off.models.OASIS_model(opt)
+        model = official_model(off, opt)
         g, d, ema = model.netG, model.netD, model.netEMA
     else:
         from oasisgan.nn import Discriminator, Generator
