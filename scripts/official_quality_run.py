@@ -67,20 +67,6 @@ class OfficialFlip(torch.utils.data.Dataset):
         return {"image": image, "label": label, "name": item.get("name", str(i))}
 
 
-class Loader:
-    """Iterating it iterates the same seeded DataLoader for both the training loop and
-    update_EMA's re-collections (the official code passes one dataloader to both)."""
-
-    def __init__(self, loader):
-        self.loader = loader
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __iter__(self):
-        return iter(self.loader)
-
-
 def our_initial_states(cfg):
     """Our Trainer's initial G and D for cfg.seed (seed_everything, then G, then D)."""
     from oasisgan.nn import Discriminator, Generator
@@ -133,8 +119,9 @@ def train(args) -> Path:
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     data = OfficialFlip(build_dataset(cfg, args.data_root, "train", augment=False))
-    loader = Loader(torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
-                                                num_workers=0, generator=torch.Generator().manual_seed(args.seed)))
+    # one loader for the training loop and update_EMA's re-collections, as train.py passes it
+    loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
+                                         num_workers=0, generator=torch.Generator().manual_seed(args.seed))
     out = Path(args.out)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     write_config(cfg, out / "config.yaml")
