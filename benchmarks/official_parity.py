@@ -7,14 +7,16 @@
         --runs official_s1=runs/official_s1 ... oasisgan_s1=runs/ours_s1 ... \\
         --out benchmarks/results/parity/toy_quality.png
     python benchmarks/official_parity.py --curve benchmarks/results/parity/toy_quality.json \\
-        --timing official=runs/official_s1,runs/official_s2 --timing oasisgan=runs/t_s1,runs/t_s2
+        --timing oasisgan=runs/t_s1 --timing official=runs/official_s1@last12,runs/official_s2@first12
 
 Writes ``<curve>_summary.json``: for each group and checkpoint the per-seed figures, their mean,
 sample std, minimum and maximum (mIoU ratio, spread ratio, FSD), the difference of the means and
 whether the two groups' seed ranges overlap; the D/G balance (mean G and D loss of each run over
 `--loss-window` iterations, from the curve's run folders' ``log.jsonl``); and the speed of each
 `--timing` group (runs measured side by side: the median of each run's logged windows, as
-benchmarks/mixed_precision.py's `run_stats`), with the ratio of the groups.
+benchmarks/mixed_precision.py's `run_stats`, or of its first or last N windows, the stretch
+logged next to the other side's run on a shared machine), with the ratio oasisgan<X> over
+official<X> for each pair of groups.
 """
 from __future__ import annotations
 
@@ -46,11 +48,26 @@ def loss_means(run: Path, lo: int, hi: int) -> Dict[str, float]:
     return {k: statistics.mean(r[f"loss/{k}"] for r in rows) for k in ("G", "D")} if rows else {}
 
 
+def window_speed(spec: str) -> Dict:
+    """`DIR` or `DIR@firstN` / `DIR@lastN`: the median iterations per second of the run's logged
+    windows (run_stats), or of its first or last N windows (the stretch next to another run)."""
+    d, _, part = spec.partition("@")
+    if not part:
+        st = run_stats(Path(d), 10 ** 9)
+        return {k: st[k] for k in ("iterations", "it_per_s_median", "it_per_s_mean")}
+    rows = [json.loads(line) for line in (Path(d) / "log.jsonl").read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if "speed/it_per_s" in r]
+    n = int(part.lstrip("firstla"))
+    rows = rows[:n] if part.startswith("first") else rows[-n:]
+    return {"iterations": [rows[0]["iter"], rows[-1]["iter"]],
+            "it_per_s_median": statistics.median(r["speed/it_per_s"] for r in rows)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--curve", type=Path, required=True, help="scripts/quality_curve.py's JSON (with --bands)")
-    ap.add_argument("--timing", action="append", default=[], metavar="GROUP=DIR,DIR",
-                    help="runs timed side by side, by group")
+    ap.add_argument("--timing", action="append", default=[], metavar="GROUP=DIR[@firstN|@lastN],...",
+                    help="runs timed side by side, by group; oasisgan<X> is compared with official<X>")
     ap.add_argument("--loss-window", type=int, nargs=2, default=(600, 900), metavar=("FROM", "TO"))
     args = ap.parse_args()
     data = json.loads(args.curve.read_text())
@@ -89,18 +106,17 @@ def main() -> int:
     speed = {}
     for spec in args.timing:
         group, _, dirs = spec.partition("=")
-        runs = {d: run_stats(Path(d), 10 ** 9) for d in dirs.split(",") if d}
+        runs = {d: window_speed(d) for d in dirs.split(",") if d}
         med = statistics.mean(s["it_per_s_median"] for s in runs.values())
-        speed[group] = {"runs": {d: {k: s[k] for k in ("iterations", "it_per_s_median", "it_per_s_mean")}
-                                 for d, s in runs.items()},
-                        "it_per_s_median": med, "seconds_per_iteration": 1 / med}
-    if len(speed) == 2:
-        (a, sa), (b, sb) = speed.items()
-        speed["ratio"] = {f"{a}_over_{b}": sa["it_per_s_median"] / sb["it_per_s_median"]}
+        speed[group] = {"runs": runs, "it_per_s_median": med, "seconds_per_iteration": 1 / med}
+    for name in list(speed):  # oasisgan<suffix> against official<suffix>
+        if name.startswith("oasisgan") and "official" + name[len("oasisgan"):] in speed:
+            other = "official" + name[len("oasisgan"):]
+            speed[f"{name}_over_{other}"] = speed[name]["it_per_s_median"] / speed[other]["it_per_s_median"]
     summary["speed"] = speed
     out = args.curve.with_name(args.curve.stem + "_summary.json")
     out.write_text(json.dumps(summary, indent=1) + "\n")
-    print(json.dumps({"comparison": summary.get("comparison"), "speed": {k: v.get("it_per_s_median", v)
+    print(json.dumps({"comparison": summary.get("comparison"), "speed": {k: v["it_per_s_median"] if isinstance(v, dict) else v
                                                                            for k, v in speed.items()}}, indent=1))
     print(f"wrote {out}")
     return 0
