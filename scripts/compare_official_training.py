@@ -69,7 +69,8 @@ from typing import Any, Dict, List
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from official_harness import check_official_shape, import_official, official_opt  # noqa: E402
+from official_harness import (check_official_shape, import_official, official_model, official_opt,  # noqa: E402
+                              official_optimizers, official_step)
 
 EPS32 = float(torch.finfo(torch.float32).eps)
 FLOOR_EPS, FACTOR = 64, 16  # see the module docstring
@@ -232,8 +233,7 @@ def run_ours(cfg, dataset, official_states, out_dir: Path):
 
 def run_official(off, opt, init_states, events, draws, ulp: bool = False):
     """`train.py`'s loop over the recorded batches, draws fed from `draws`; returns losses and end states."""
-    with contextlib.redirect_stdout(sys.stderr):
-        model = off.models.OASIS_model(opt)  # prints its parameter counts
+    model = official_model(off, opt)
     for net, part in ((model.netG, "G"), (model.netD, "D"), (model.netEMA, "EMA")):
         net.load_state_dict(init_states[part])
         if ulp:
@@ -243,8 +243,7 @@ def run_official(off, opt, init_states, events, draws, ulp: bool = False):
     model.train()
     wrapped = argparse.Namespace(module=model)  # what models.put_on_multi_gpus gives on the CPU
     lc = off.losses.losses_computer(opt)
-    optimizer_g = torch.optim.Adam(model.netG.parameters(), lr=opt.lr_g, betas=(opt.beta1, opt.beta2))
-    optimizer_d = torch.optim.Adam(model.netD.parameters(), lr=opt.lr_d, betas=(opt.beta1, opt.beta2))
+    optimizer_g, optimizer_d = official_optimizers(model, opt)
 
     def official_batch(image, label_ids):
         return {"image": image, "label": label_ids.unsqueeze(1)}  # the official loader's (B,1,H,W) label
@@ -260,17 +259,7 @@ def run_official(off, opt, init_states, events, draws, ulp: bool = False):
             if kind != "step":
                 raise RuntimeError(f"ours re-collected twice after iteration {cur_iter}")
             image, label = off.models.preprocess_input(opt, official_batch(data["image"], data["label"]))
-            model.netG.zero_grad()
-            loss_g, _ = model(image, label, "losses_G", lc)
-            loss_g = loss_g.mean()
-            loss_g.backward()
-            optimizer_g.step()
-            model.netD.zero_grad()
-            loss_d, _ = model(image, label, "losses_D", lc)
-            loss_d = loss_d.mean()
-            loss_d.backward()
-            optimizer_d.step()
-            losses.append({"G": float(loss_g), "D": float(loss_d)})
+            losses.append(official_step(model, lc, optimizer_g, optimizer_d, image, label))
             # update_EMA re-collects over the batches ours re-collected with after this iteration
             collected = LoaderOf()
             if pending[0][0] == "recollect":
@@ -320,8 +309,7 @@ def initial_states(off, opt, cfg, seed: int) -> Dict[str, Dict[str, torch.Tensor
     init), or ours where the preset changes it (`sn_init_gain`), in the official layout."""
     torch.manual_seed(seed)
     if cfg.sn_init_gain is None:
-        with contextlib.redirect_stdout(sys.stderr):
-            model = off.models.OASIS_model(opt)
+        model = official_model(off, opt)
         g, d, ema = model.netG, model.netD, model.netEMA
     else:
         from oasisgan.nn import Discriminator, Generator

@@ -103,7 +103,7 @@ def evaluate_run(run: Path, data_root: Path, segmenter, args, done: Dict[int, Di
     rows = []
     hours = training_hours(run)
     todo = [(0, None)] if args.untrained else []
-    for it, path in todo + checkpoints(run):
+    for it, path in todo + [(i, p) for i, p in checkpoints(run) if args.max_iter is None or i <= args.max_iter]:
         if done and it in done and (path is None or path.name != "latest.ckpt"):
             rows.append(done[it])  # --reuse: evaluated by an earlier call
             continue
@@ -229,6 +229,8 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=4, help="noises per label map for the spread")
     ap.add_argument("--diversity-maps", type=int, default=50)
     ap.add_argument("--target-miou-ratio", type=float, default=0.8, help="dashed line (toy 0.8, CamVid 0.6)")
+    ap.add_argument("--max-iter", type=int, default=None,
+                    help="evaluate the checkpoints up to this iteration only (runs of different lengths)")
     ap.add_argument("--untrained", action="store_true",
                     help="add iteration 0: the run's generator at initialisation (the floor)")
     ap.add_argument("--hours", action="store_true",

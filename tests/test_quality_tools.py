@@ -133,3 +133,39 @@ def test_quality_curve_seed_bands(tmp_path):
     blue = np.array(qc.COLOURS[0])
     tinted = (np.abs(img - (255 + (blue - 255) * 50 / 255)).max(-1) <= 2).sum()
     assert tinted > 500  # the band's translucent blue, between the min and max curves
+
+
+def test_official_parity_summary(tmp_path, monkeypatch):
+    """benchmarks/official_parity.py: per-seed figures and range overlap of two groups, and the
+    speed of a run's first / last windows (the stretch next to the other side's run)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import official_parity
+
+    runs = {}
+    for name, vals in (("official_s1", (0.3, 0.6)), ("official_s2", (0.4, 0.6)),
+                       ("oasisgan_s1", (0.35, 0.4)), ("oasisgan_s2", (0.45, 0.5))):
+        d = tmp_path / name
+        d.mkdir()
+        speeds = [1.0, 2.0, 3.0, 4.0] if name.startswith("official") else [5.0, 5.0, 5.0, 5.0]
+        d.joinpath("log.jsonl").write_text("".join(
+            json.dumps({"iter": 10 * (i + 1), "speed/it_per_s": s, "loss/G": 1.0, "loss/D": 2.0}) + "\n"
+            for i, s in enumerate(speeds)))
+        runs[name] = [{"iteration": it, "miou_ratio": v, "spread_ratio": 0.3, "fsd": 4.0}
+                      for it, v in zip((300, 600), vals)]
+    curve = tmp_path / "curve.json"
+    curve.write_text(json.dumps({"runs": runs, "run_dirs": {n: str(tmp_path / n) for n in runs}}))
+    monkeypatch.setattr(sys, "argv", ["official_parity.py", "--curve", str(curve), "--loss-window", "0", "40",
+                                      "--timing", f"official={tmp_path / 'official_s1'}@last2",
+                                      "--timing", f"oasisgan={tmp_path / 'oasisgan_s1'}"])
+    assert official_parity.main() == 0
+    summary = json.loads((tmp_path / "curve_summary.json").read_text())
+    at300, at600 = summary["comparison"]
+    assert at300["miou_ratio_ranges_overlap"] and not at600["miou_ratio_ranges_overlap"]
+    assert at600["miou_ratio_official_minus_oasisgan"] == pytest.approx(0.15)
+    assert summary["groups"]["official"]["at_iterations"][1]["miou_ratio"]["per_seed"] == \
+        {"official_s1": 0.6, "official_s2": 0.6}
+    assert summary["speed"]["official"]["it_per_s_median"] == pytest.approx(3.5)  # windows 3 and 4
+    assert summary["speed"]["oasisgan_over_official"] == pytest.approx(5 / 3.5)
