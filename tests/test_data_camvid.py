@@ -217,6 +217,10 @@ def test_twins_come_from_other_recordings(shared_dir):
     train = build_dataset(cfg, root, "train", augment=False)
     other = {i for i in range(len(train)) if sequence_of(train.pairs[i].name) != "0016E5"}
     assert any(torch.equal(twins[0][0], train[i]["image"]) for i in other)
+    # a model trained on sparse labels is measured against the same twins and pixels
+    sparse = find_twins(cfg.replace(annotation_density=0.1), root, val, 3)
+    for (img, mask, agree), (img_s, mask_s, agree_s) in zip(twins, sparse):
+        assert torch.equal(img, img_s) and torch.equal(mask, mask_s) and agree == agree_s
 
 
 def test_street_layouts_for_street_classes():

@@ -38,7 +38,10 @@ def find_twins(cfg, data_root, dataset, n_maps: int, splits: Tuple[str, ...] = (
     seq = sequence_function(cfg)
     if seq is None or data_root is None:
         return [None] * n_maps
-    pool = [data_layer.build_dataset(cfg, data_root, split=s, augment=False) for s in splits]
+    # the photos' own annotation, whatever density the model was trained at: twins and the pixels
+    # where classes agree are properties of the data, the same for every model compared
+    dense = cfg.replace(annotation_density=1.0) if getattr(cfg, "annotation_density", 1.0) < 1.0 else cfg
+    pool = [data_layer.build_dataset(dense, data_root, split=s, augment=False) for s in splits]
     pool_items = [(ds, i, seq(ds.pairs[i].name)) for ds in pool for i in range(len(ds))]
     labels = torch.stack([torch.as_tensor(ds[i]["label"]) for ds, i, _ in pool_items])
     out: List[Optional[Tuple[torch.Tensor, torch.Tensor, float]]] = []
