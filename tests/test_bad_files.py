@@ -96,11 +96,15 @@ def test_temporaries_of_a_killed_save_are_removed_at_the_next_save(tmp_path):
     mine.write_bytes(b"")
     foreign = folder / ".notes.tmp"  # not ours
     foreign.write_bytes(b"")
+    # shaped like ours, but of another file: a write of latest.ckpt never touches it (a record
+    # written into a folder of the user's must not delete what it does not own)
+    other = folder / ".results.csv.999999999.x1.tmp"
+    other.write_bytes(b"")
     assert len(list(folder.glob(".latest.ckpt.*.tmp"))) == 2
     atomic_save({"a": 1}, folder / "latest.ckpt")
     left = sorted(p.name for p in folder.iterdir())
-    assert left == sorted(["latest.ckpt", mine.name, foreign.name])
-    assert remove_stale_temporaries(folder) == 0
+    assert left == sorted(["latest.ckpt", mine.name, foreign.name, other.name])
+    assert remove_stale_temporaries(folder) == 1 and not other.exists()  # the run folder's own sweep
 
 
 def test_duplicate_palette_colours_fail_data_check(toy_root, tmp_path, capsys):

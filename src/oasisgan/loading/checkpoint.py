@@ -54,12 +54,13 @@ def atomic_write(path: Union[str, Path], write: Callable[[IO], None], text: bool
     """`write(f)` to a temporary file in the same folder, fsync, then rename over `path`.
 
     A crash or SIGKILL at any moment leaves either the previous file or the new one, never a
-    truncated one. The one way oasisgan writes checkpoints, configs and records.
+    truncated one. The one way oasisgan writes checkpoints, configs and records. Leftover
+    temporaries of earlier writes of the same file, whose process is gone, are removed first.
     """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(path.parent)
+        remove_stale_temporaries(path.parent, prefix=path.name)  # only this file's: the folder may be the user's
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TMP_SUFFIX, dir=path.parent)
     except OSError as e:
         if is_write_error(e):
