@@ -96,6 +96,27 @@ def untrained_model(run: Path, data_root: Path):
     return OASISModel(cfg, gen.eval().requires_grad_(False))
 
 
+def refresh_bn_stats(model, data_root: Path, num_batches: int, iteration: int) -> None:
+    """Re-collect the checkpoint's EMA BatchNorm statistics over `num_batches` + 1 training batches
+    (shuffled and flipped as in training; the batches and noise are a function of `iteration`),
+    starting from the saved ones, as the official code does in place: the saved statistics are the
+    trainer's `bn_stats_batches` pass, so this scores the same weights under another pass."""
+    from oasisgan.data import build_dataset
+    from oasisgan.data.loader import epoch_loader
+    from oasisgan.training.ema import recollect_bn_stats
+    from oasisgan.training.periodic import BN_EPOCH_BASE
+
+    cfg = model.config
+    loader = epoch_loader(build_dataset(cfg, data_root, "train"), cfg, BN_EPOCH_BASE + iteration,
+                          cfg.batch_size, num_workers=0, seed_offset=2)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(BN_EPOCH_BASE + iteration)
+        used = recollect_bn_stats(model.generator, (b["label"].long() for b in loader), num_batches)
+    model.generator.eval()
+    if used <= num_batches:
+        raise SystemExit(f"{data_root}: {used} training batches, --bn-batches {num_batches} needs {num_batches + 1}")
+
+
 def evaluate_run(run: Path, data_root: Path, segmenter, args, done: Dict[int, Dict] = None) -> List[Dict]:
     from oasisgan import load
     from oasisgan.metrics import DataSelection, DiversitySampling, Segmentation, evaluate_report
@@ -109,6 +130,8 @@ def evaluate_run(run: Path, data_root: Path, segmenter, args, done: Dict[int, Di
             continue
         torch.manual_seed(0)
         model = untrained_model(run, data_root) if path is None else load(path)
+        if args.bn_batches is not None and path is not None:
+            refresh_bn_stats(model, data_root, args.bn_batches, it)
         report = evaluate_report(model, model.config, data_root, ("miou", "fsd", "spread", "periodicity"),
                                  segmentation=Segmentation(segmenter, fsd_segmenter=segmenter),
                                  data=DataSelection(max_images=args.max_images, use_cache=False),
@@ -237,6 +260,9 @@ def main() -> int:
                     help="also plot against training hours (<out>_hours.png), from each run's log.jsonl")
     ap.add_argument("--bands", action="store_true",
                     help="runs named GROUP_s<seed>: one curve per group, mean with a min-max band over seeds")
+    ap.add_argument("--bn-batches", type=int, default=None,
+                    help="re-collect each checkpoint's EMA BatchNorm statistics over N+1 training batches "
+                         "before scoring (official: 50; default: as saved)")
     ap.add_argument("--replot", action="store_true", help="only redraw the plot from <out>.json")
     ap.add_argument("--reuse", action="store_true",
                     help="keep the rows of <out>.json and evaluate only checkpoints it lacks")
@@ -257,7 +283,8 @@ def main() -> int:
             paths[key] = str(run)
             curves[key] = evaluate_run(run, args.data_root, seg, args, done)
         data_path.parent.mkdir(parents=True, exist_ok=True)
-        record = {"data_root": str(args.data_root), "segmenter": seg, "run_dirs": paths, "runs": curves}
+        record = {"data_root": str(args.data_root), "segmenter": seg, "run_dirs": paths, "runs": curves,
+                  "bn_batches": args.bn_batches}
         if args.bands:
             record["groups"] = seed_bands(curves)
         data_path.write_text(json.dumps(record, indent=1) + "\n")

@@ -169,3 +169,41 @@ def test_official_parity_summary(tmp_path, monkeypatch):
         {"official_s1": 0.6, "official_s2": 0.6}
     assert summary["speed"]["official"]["it_per_s_median"] == pytest.approx(3.5)  # windows 3 and 4
     assert summary["speed"]["oasisgan_over_official"] == pytest.approx(5 / 3.5)
+
+
+def test_quality_curve_bn_batches_recollects_the_saved_statistics(tmp_path):
+    """scripts/quality_curve.py --bn-batches N: the checkpoint's EMA BatchNorm statistics are
+    collected again over N+1 training batches, the same ones for the same iteration."""
+    import importlib.util
+    from pathlib import Path
+
+    from oasisgan import load
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "quality_curve.py"
+    spec = importlib.util.spec_from_file_location("quality_curve", path)
+    qc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(qc)
+    root = generate_toy(tmp_path / "t", size=32, n_train=12, n_val=2, workers=1)
+    cfg = config_for_root("toy", root, crop_size=32, load_size=32, channels_G=4, spade_hidden=8,
+                          channels_D=4, batch_size=2)
+    torch.manual_seed(0)
+    g = Generator.from_config(cfg).eval()
+    ckpt = tmp_path / "g.ckpt"
+    save_checkpoint(ckpt, config=cfg, ema=g, generator=g)
+
+    def stats(model):
+        return torch.cat([b.flatten() for n, b in model.generator.named_buffers() if "running" in n])
+
+    saved = stats(load(ckpt))
+    runs = []
+    for _ in range(2):
+        model = load(ckpt)
+        qc.refresh_bn_stats(model, root, 3, 600)
+        assert not model.generator.training
+        runs.append(stats(model))
+    assert not torch.allclose(runs[0], saved) and torch.equal(runs[0], runs[1])
+    model = load(ckpt)
+    qc.refresh_bn_stats(model, root, 3, 900)
+    assert not torch.equal(stats(model), runs[0])  # another iteration: other batches
+    with pytest.raises(SystemExit, match="6 training batches"):
+        qc.refresh_bn_stats(load(ckpt), root, 10, 600)
