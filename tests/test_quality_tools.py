@@ -207,3 +207,44 @@ def test_quality_curve_bn_batches_recollects_the_saved_statistics(tmp_path):
     assert not torch.equal(stats(model), runs[0])  # another iteration: other batches
     with pytest.raises(SystemExit, match="6 training batches"):
         qc.refresh_bn_stats(load(ckpt), root, 10, 600)
+
+
+def test_official_parity_against_a_reference_group(tmp_path, monkeypatch):
+    """--reference GROUP compares every other group with it, --iteration-scale matches a larger
+    batch at equal images; the exact permutation p of 3 seeds against 3 is 0.1 at best."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import official_parity
+
+    assert official_parity.permutation_p([3.0, 4.0, 5.0], [0.0, 1.0, 2.0]) == pytest.approx(0.1)
+    assert official_parity.permutation_p([1.0, 2.0], [1.0, 2.0]) == 1.0
+    runs, dirs = {}, {}
+    for name, its, vals in (("base_s1", (300, 600), (0.3, 0.5)), ("base_s2", (300, 600), (0.32, 0.52)),
+                            ("base_s3", (300, 600), (0.34, 0.54)), ("lr_s1", (300, 600), (0.1, 0.2)),
+                            ("lr_s2", (300, 600), (0.11, 0.21)), ("lr_s3", (300, 600), (0.12, 0.22)),
+                            ("batch_s1", (75,), (0.6,)), ("batch_s2", (75,), (0.5,)), ("batch_s3", (75,), (0.4,))):
+        d = tmp_path / name
+        d.mkdir()
+        d.joinpath("log.jsonl").write_text(json.dumps({"iter": 10, "loss/G": 1.0, "loss/D": 2.0}) + "\n")
+        runs[name] = [{"iteration": it, "miou_ratio": v, "spread_ratio": 0.3, "fsd": 4.0} for it, v in zip(its, vals)]
+        dirs[name] = str(d)
+    curve = tmp_path / "c.json"
+    curve.write_text(json.dumps({"runs": runs, "run_dirs": dirs}))
+    monkeypatch.setattr(sys, "argv", ["official_parity.py", "--curve", str(curve), "--reference", "base",
+                                      "--iteration-scale", "batch=8", "--loss-window", "0", "40"])
+    assert official_parity.main() == 0
+    comp = json.loads((tmp_path / "c_summary.json").read_text())["comparisons"]
+    assert set(comp) == {"lr_vs_base", "batch_vs_base"}
+    lr600 = comp["lr_vs_base"][1]
+    assert lr600["miou_ratio_lr_minus_base"] == pytest.approx(-0.31)
+    assert lr600["miou_ratio_permutation_p"] == pytest.approx(0.1) and not lr600["miou_ratio_ranges_overlap"]
+    assert lr600["miou_ratio_welch_t"] < -10
+    (b,) = comp["batch_vs_base"]
+    assert (b["iteration"], b["iteration_of_base"]) == (75, 600)
+    assert b["miou_ratio_batch_minus_base"] == pytest.approx(-0.02) and b["miou_ratio_ranges_overlap"]
+    assert b["fsd_welch_t"] is None  # no spread on either side
+    monkeypatch.setattr(sys, "argv", ["official_parity.py", "--curve", str(curve), "--reference", "nope"])
+    with pytest.raises(SystemExit, match="no group 'nope'"):
+        official_parity.main()
