@@ -26,6 +26,9 @@ BatchNorm statistics collected as before a checkpoint: the floor that per-class 
 against. ``--hours`` also draws the curves against training hours, read off the run's
 ``log.jsonl`` (iterations / logged speed, so time spent in saves and between resumed stretches is
 not counted; the CamVid runs use one CPU thread, so these are CPU-thread hours too).
+``--bn-batches N`` scores each checkpoint after another BatchNorm pass of its EMA generator over
+N+1 training batches (the official code's pass is 50, in place; the toy and CamVid presets save
+after 20, on a copy): whether the saved statistics move a figure (docs/quality.md).
 """
 from __future__ import annotations
 
