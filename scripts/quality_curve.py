@@ -294,6 +294,8 @@ def main() -> int:
     panels = [("miou_ratio", "mIoU generated / real"), ("spread_ratio", "diversity / real diversity"),
               ("fsd", "FSD (lower is better)"), ("periodicity", "grid patterns over real, dB"),
               ("periodicity_regions", "grid patterns on class tiles, dB")]
+    # a figure no row has (runs scored before the metric existed, reused) gets no empty panel
+    panels = [(k, t) for k, t in panels if any(k in r for rows in curves.values() for r in rows)]
     targets = {"miou_ratio": args.target_miou_ratio, "spread_ratio": 0.5}
     if args.bands:
         curves = seed_bands(curves)
