@@ -29,6 +29,8 @@ not counted; the CamVid runs use one CPU thread, so these are CPU-thread hours t
 ``--bn-batches N`` scores each checkpoint after another BatchNorm pass of its EMA generator over
 N+1 training batches (the official code's pass is 50, in place; the toy and CamVid presets save
 after 20, on a copy): whether the saved statistics move a figure (docs/quality.md).
+``--iteration-scale RUN=K`` draws a run of K times the batch at K times its iterations (equal
+images seen); the JSON keeps its own iterations.
 """
 from __future__ import annotations
 
@@ -183,6 +185,17 @@ def seed_bands(curves: Dict[str, List[Dict]]) -> Dict[str, List[Dict]]:
     return out
 
 
+def scaled(curves: Dict[str, List[Dict]], scale: Dict[str, str]) -> Dict[str, List[Dict]]:
+    """The curves named in `scale` drawn at K times their iterations, relabelled "NAME (xK)"."""
+    out = {}
+    for name, rows in curves.items():
+        if name in scale:
+            k = float(scale[name])
+            name, rows = f"{name} (x{scale[name]})", [dict(r, iteration=r["iteration"] * k) for r in rows]
+        out[name] = rows
+    return out
+
+
 COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (23, 190, 207)]
 
 
@@ -266,6 +279,9 @@ def main() -> int:
     ap.add_argument("--bn-batches", type=int, default=None,
                     help="re-collect each checkpoint's EMA BatchNorm statistics over N+1 training batches "
                          "before scoring (official: 50; default: as saved)")
+    ap.add_argument("--iteration-scale", action="append", default=[], metavar="RUN=K",
+                    help="draw RUN (or group, with --bands) at K times its iterations, as \"RUN (xK)\": "
+                         "a run of K times the batch at equal images seen")
     ap.add_argument("--replot", action="store_true", help="only redraw the plot from <out>.json")
     ap.add_argument("--reuse", action="store_true",
                     help="keep the rows of <out>.json and evaluate only checkpoints it lacks")
@@ -299,6 +315,7 @@ def main() -> int:
     targets = {"miou_ratio": args.target_miou_ratio, "spread_ratio": 0.5}
     if args.bands:
         curves = seed_bands(curves)
+    curves = scaled(curves, dict(x.partition("=")[::2] for x in args.iteration_scale))
     plot(curves, args.out, panels, targets)
     written = [args.out, data_path]
     if args.hours:

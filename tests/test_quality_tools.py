@@ -248,3 +248,18 @@ def test_official_parity_against_a_reference_group(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["official_parity.py", "--curve", str(curve), "--reference", "nope"])
     with pytest.raises(SystemExit, match="no group 'nope'"):
         official_parity.main()
+
+
+def test_quality_curve_iteration_scale():
+    """--iteration-scale RUN=K draws a run of K times the batch at equal images seen, relabelled."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "quality_curve.py"
+    spec = importlib.util.spec_from_file_location("quality_curve", path)
+    qc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(qc)
+    curves = {"base": [{"iteration": 600, "miou_ratio": 0.5}], "batch": [{"iteration": 75, "miou_ratio": 0.1}]}
+    out = qc.scaled(curves, {"batch": "8"})
+    assert out == {"base": curves["base"], "batch (x8)": [{"iteration": 600.0, "miou_ratio": 0.1}]}
+    assert curves["batch"][0]["iteration"] == 75  # the JSON's rows are not changed
