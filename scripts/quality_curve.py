@@ -310,12 +310,13 @@ def main() -> int:
     panels = [("miou_ratio", "mIoU generated / real"), ("spread_ratio", "diversity / real diversity"),
               ("fsd", "FSD (lower is better)"), ("periodicity", "grid patterns over real, dB"),
               ("periodicity_regions", "grid patterns on class tiles, dB")]
-    # a figure no row has (runs scored before the metric existed, reused) gets no empty panel
-    panels = [(k, t) for k, t in panels if any(k in r for rows in curves.values() for r in rows)]
     targets = {"miou_ratio": args.target_miou_ratio, "spread_ratio": 0.5}
     if args.bands:
         curves = seed_bands(curves)
     curves = scaled(curves, dict(x.partition("=")[::2] for x in args.iteration_scale))
+    # a figure no curve has (runs scored before the metric existed; seed bands of the main figures
+    # only) gets no empty panel
+    panels = [(k, t) for k, t in panels if any(k in r for rows in curves.values() for r in rows)]
     plot(curves, args.out, panels, targets)
     written = [args.out, data_path]
     if args.hours:
