@@ -11,7 +11,7 @@
 
     # the toy recipe's deviations, each back to the paper's value, against the preset (the batch-32
     # runs at equal images seen):
-    python benchmarks/official_parity.py --curve benchmarks/results/toy_recipe/curve.json \
+    python benchmarks/official_parity.py --curve benchmarks/results/toy_recipe/curve.json \\
         --reference base --iteration-scale batch=8 --loss-window 0 1200
 
 Writes ``<curve>_summary.json``: for each group and checkpoint the per-seed figures, their mean,

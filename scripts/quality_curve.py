@@ -27,8 +27,8 @@ against. ``--hours`` also draws the curves against training hours, read off the 
 ``log.jsonl`` (iterations / logged speed, so time spent in saves and between resumed stretches is
 not counted; the CamVid runs use one CPU thread, so these are CPU-thread hours too).
 ``--bn-batches N`` scores each checkpoint after another BatchNorm pass of its EMA generator over
-N+1 training batches (the official code's pass is 50, in place; the toy and CamVid presets save
-after 20, on a copy): whether the saved statistics move a figure (docs/quality.md).
+N+1 training batches (the official code's pass is 50, in place; ours is on a copy, over the
+preset's `bn_stats_batches`): whether the saved statistics move a figure (docs/quality.md).
 ``--iteration-scale RUN=K`` draws a run of K times the batch at K times its iterations (equal
 images seen); the JSON keeps its own iterations.
 """
@@ -117,7 +117,6 @@ def refresh_bn_stats(model, data_root: Path, num_batches: int, iteration: int) -
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(BN_EPOCH_BASE + iteration)
         used = recollect_bn_stats(model.generator, (b["label"].long() for b in loader), num_batches)
-    model.generator.eval()
     if used <= num_batches:
         raise SystemExit(f"{data_root}: {used} training batches, --bn-batches {num_batches} needs {num_batches + 1}")
 

@@ -104,9 +104,8 @@ def test_sn_init_gain_only_scales_the_spectral_normed_weights():
         cfg.replace(sn_init_gain=0.0)
 
 
-def test_quality_curve_seed_bands(tmp_path):
-    """scripts/quality_curve.py --bands: runs GROUP_s<seed> -> mean and min-max over the seeds, drawn
-    as a translucent band under the mean line."""
+def _quality_curve():
+    """scripts/quality_curve.py as a module (scripts/ is not a package)."""
     import importlib.util
     from pathlib import Path
 
@@ -114,6 +113,13 @@ def test_quality_curve_seed_bands(tmp_path):
     spec = importlib.util.spec_from_file_location("quality_curve", path)
     qc = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(qc)
+    return qc
+
+
+def test_quality_curve_seed_bands(tmp_path):
+    """scripts/quality_curve.py --bands: runs GROUP_s<seed> -> mean and min-max over the seeds, drawn
+    as a translucent band under the mean line."""
+    qc = _quality_curve()
     curves = {"fp32_s1": [{"iteration": 300, "miou_ratio": 0.2, "hours": 0.1},
                           {"iteration": 600, "miou_ratio": 0.5, "hours": 0.2}],
               "fp32_s2": [{"iteration": 300, "miou_ratio": 0.4, "hours": 0.3},
@@ -174,15 +180,9 @@ def test_official_parity_summary(tmp_path, monkeypatch):
 def test_quality_curve_bn_batches_recollects_the_saved_statistics(tmp_path):
     """scripts/quality_curve.py --bn-batches N: the checkpoint's EMA BatchNorm statistics are
     collected again over N+1 training batches, the same ones for the same iteration."""
-    import importlib.util
-    from pathlib import Path
-
     from oasisgan import load
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "quality_curve.py"
-    spec = importlib.util.spec_from_file_location("quality_curve", path)
-    qc = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(qc)
+    qc = _quality_curve()
     root = generate_toy(tmp_path / "t", size=32, n_train=12, n_val=2, workers=1)
     cfg = config_for_root("toy", root, crop_size=32, load_size=32, channels_G=4, spade_hidden=8,
                           channels_D=4, batch_size=2)
@@ -252,13 +252,7 @@ def test_official_parity_against_a_reference_group(tmp_path, monkeypatch):
 
 def test_quality_curve_iteration_scale():
     """--iteration-scale RUN=K draws a run of K times the batch at equal images seen, relabelled."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "quality_curve.py"
-    spec = importlib.util.spec_from_file_location("quality_curve", path)
-    qc = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(qc)
+    qc = _quality_curve()
     curves = {"base": [{"iteration": 600, "miou_ratio": 0.5}], "batch": [{"iteration": 75, "miou_ratio": 0.1}]}
     out = qc.scaled(curves, {"batch": "8"})
     assert out == {"base": curves["base"], "batch (x8)": [{"iteration": 600.0, "miou_ratio": 0.1}]}
